@@ -1,0 +1,255 @@
+"""The domain records: incidents and children from the police, schools, contacts and pupils
+from the directory, and the routing decision for each child.
+
+Plain frozen dataclasses. Nothing here knows about files, SQLite, IMAP, SMTP or GnuPG.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Protocol
+
+# --------------------------------------------------------------------------------------
+# From the police spreadsheet
+
+
+class Risk(StrEnum):
+    STANDARD = "Standard"
+    MEDIUM = "Medium"
+    HIGH = "High"
+
+
+class CrimeStatus(StrEnum):
+    CRIME = "Crime"
+    NON_CRIME = "Non-crime"
+
+
+@dataclass(frozen=True)
+class CellProblem:
+    """One thing wrong with one cell (or a missing required value) of a police spreadsheet.
+
+    `row` is the 1-based worksheet row number as Excel shows it; `column` is the header text
+    as the police wrote it (or the canonical field name when the column is absent).
+    """
+
+    file: str
+    sheet: str
+    row: int
+    column: str
+    value: str
+    message: str
+
+    def __str__(self) -> str:
+        shown = f" value {self.value!r}" if self.value else ""
+        return (
+            f"{self.file}, sheet {self.sheet!r}, row {self.row}, column {self.column!r}:"
+            f"{shown}: {self.message}"
+        )
+
+
+@dataclass(frozen=True)
+class SourceRow:
+    """Where a child came from: the file, sheet, row and (in the wide layout) child group."""
+
+    file: str
+    sheet: str
+    row: int
+    group: int | None = None  # the N of "Child N" columns in the one-row-per-incident layout
+
+
+@dataclass(frozen=True)
+class ChildRecord:
+    """A child as the police reported them. Any value may be missing or wrong: `problems`
+    lists what could not be read, and a child with problems becomes an exception."""
+
+    forename: str
+    surname: str
+    dob: date | None
+    source: SourceRow
+    involvement: str = ""  # present / witnessed / involved, as written
+    relationship: str = ""  # relationship of the parties to the child
+    school_text: str = ""  # the school as known to the police, free text
+    postcode: str = ""
+    voice_of_child: str = ""
+    problems: tuple[CellProblem, ...] = ()
+
+    @property
+    def display_name(self) -> str:
+        return f"{self.forename} {self.surname}".strip()
+
+
+@dataclass(frozen=True)
+class Incident:
+    """One police-attended domestic abuse incident and the children present.
+
+    `occurred_at` is timezone-aware (Europe/London) when known; `problems` holds what was
+    wrong with the incident's own cells (they make every child of the incident an exception).
+    """
+
+    ref: str
+    occurred_at: datetime | None
+    risk: Risk | None
+    crime_status: CrimeStatus | None
+    children: tuple[ChildRecord, ...]
+    circumstances: str = ""
+    location: str = ""
+    postcode: str = ""
+    other_info: str = ""
+    problems: tuple[CellProblem, ...] = ()
+
+
+@dataclass(frozen=True)
+class SpreadsheetIntake:
+    """Everything read from one police workbook: the incidents, and the problems that could
+    not be attached to any child (a row with nothing usable still appears here)."""
+
+    file: str
+    sha256: str
+    incidents: tuple[Incident, ...]
+    problems: tuple[CellProblem, ...] = ()
+
+
+# --------------------------------------------------------------------------------------
+# From the directory (GIAS, the LA contacts list, the pupil roll)
+
+
+@dataclass(frozen=True)
+class Establishment:
+    """A GIAS establishment. Closed ones are kept so a stale pupil roll is caught, not routed."""
+
+    urn: int
+    name: str
+    la_code: int
+    la_name: str
+    type_name: str
+    phase_name: str
+    status_name: str
+    is_open: bool
+    postcode: str = ""
+    telephone: str = ""
+    statutory_low_age: int | None = None
+    statutory_high_age: int | None = None
+    open_date: date | None = None
+    close_date: date | None = None
+
+
+class ContactRole(StrEnum):
+    DSL = "dsl"
+    DEPUTY_DSL = "deputy_dsl"
+    DA_LEAD = "da_lead"
+
+
+@dataclass(frozen=True)
+class Contact:
+    urn: int
+    role: ContactRole
+    name: str
+    email: str
+    phone: str = ""
+    fingerprint: str = ""  # pinned OpenPGP fingerprint, 40 upper-case hex digits, or ""
+    confirmed: date | None = None
+
+
+@dataclass(frozen=True)
+class Pupil:
+    upn: str
+    legal_forename: str
+    legal_surname: str
+    dob: date
+    urn: int
+    preferred_forename: str = ""
+    preferred_surname: str = ""
+    middle_names: str = ""
+    postcode: str = ""
+    entry_date: date | None = None
+    leaving_date: date | None = None
+
+    def on_roll(self, day: date) -> bool:
+        """Whether the pupil was on this school's roll on `day` (a leaver no longer counts)."""
+        if self.entry_date is not None and self.entry_date > day:
+            return False
+        return self.leaving_date is None or self.leaving_date >= day
+
+
+class Directory(Protocol):
+    """What matching and routing need from the directory; the state database provides it."""
+
+    def pupils_born_on(self, dob: date) -> Sequence[Pupil]: ...
+
+    def establishment(self, urn: int) -> Establishment | None: ...
+
+    def establishments(self) -> Sequence[Establishment]: ...
+
+    def contacts(self, urn: int) -> Sequence[Contact]: ...
+
+
+# --------------------------------------------------------------------------------------
+# Matching and routing
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A pupil-roll entry that might be the police's child, with why it scored as it did."""
+
+    urn: int
+    school_name: str
+    upn: str
+    score: float  # 0..100
+    agreed: tuple[str, ...] = ()  # fields that agreed: "dob", "forename", "surname", "postcode", "school"
+    note: str = ""
+
+
+class MatchStatus(StrEnum):
+    MATCHED = "matched"  # exactly one candidate, clearly best, police school (if any) agrees
+    NO_CANDIDATE = "no_candidate"
+    AMBIGUOUS = "ambiguous"  # near-tie, twins, same name and DOB at two schools
+    CONFLICT = "conflict"  # the roll and the police's school disagree
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    status: MatchStatus
+    urn: int | None
+    candidates: tuple[Candidate, ...]
+    reason: str
+    police_school_urn: int | None = None  # the school the police named, when it resolved
+
+
+class Outcome(StrEnum):
+    NOTIFY = "notify"
+    TELEPHONE = "telephone"
+    WITHHOLD = "withhold"
+    EXCEPTION = "exception"
+
+
+class ExceptionKind(StrEnum):
+    """Why a child needs the Navigator. Values are stable: they appear in JSON and the audit."""
+
+    INVALID_ROW = "invalid_row"  # a cell of the child's row or incident could not be read
+    NO_DOB = "no_dob"
+    ADULT = "adult"  # 18 or over on the incident date
+    NO_MATCH = "no_match"  # of school age, found at no school
+    AMBIGUOUS = "ambiguous"
+    SCHOOL_CONFLICT = "school_conflict"
+    CLOSED_ESTABLISHMENT = "closed_establishment"
+    UNKNOWN_ESTABLISHMENT = "unknown_establishment"  # the roll names a URN GIAS does not have
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The one outcome for one child. `due` is set for notify (aware, the instant to send)."""
+
+    incident_ref: str
+    child: ChildRecord
+    outcome: Outcome
+    reason: str
+    urn: int | None = None
+    school_name: str = ""
+    due: datetime | None = None
+    exception_kind: ExceptionKind | None = None
+    candidates: tuple[Candidate, ...] = ()
+    manager_alert: bool = False  # High risk while the school is closed: tell the manager now
+    telephone: str = ""  # the setting's number, for a telephone task

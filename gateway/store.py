@@ -1,0 +1,128 @@
+"""The SQLite state database: one file, WAL, the source of truth for everything durable.
+
+The schema is versioned by `PRAGMA user_version`; `open_state` creates or upgrades it.
+Modules that own a part of the state (the directory, intake) read and write their tables
+through the connection this returns; nothing else opens the file.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from gateway.errors import StateError
+
+# Each entry upgrades the schema from version i to i+1. Never edit an entry once released:
+# add a new one, so existing databases upgrade in place.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE establishment (
+        urn INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        la_code INTEGER NOT NULL,
+        la_name TEXT NOT NULL,
+        type_name TEXT NOT NULL,
+        phase_name TEXT NOT NULL,
+        status_name TEXT NOT NULL,
+        is_open INTEGER NOT NULL,
+        postcode TEXT NOT NULL,
+        telephone TEXT NOT NULL,
+        statutory_low_age INTEGER,
+        statutory_high_age INTEGER,
+        open_date TEXT,
+        close_date TEXT
+    );
+    CREATE TABLE contact (
+        id INTEGER PRIMARY KEY,
+        urn INTEGER NOT NULL,
+        role TEXT NOT NULL,
+        name TEXT NOT NULL,
+        email TEXT NOT NULL,
+        phone TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        confirmed TEXT
+    );
+    CREATE INDEX contact_urn ON contact (urn);
+    CREATE TABLE pupil (
+        upn TEXT NOT NULL,
+        legal_forename TEXT NOT NULL,
+        legal_surname TEXT NOT NULL,
+        preferred_forename TEXT NOT NULL,
+        preferred_surname TEXT NOT NULL,
+        middle_names TEXT NOT NULL,
+        dob TEXT NOT NULL,
+        postcode TEXT NOT NULL,
+        urn INTEGER NOT NULL,
+        entry_date TEXT,
+        leaving_date TEXT
+    );
+    CREATE INDEX pupil_dob ON pupil (dob);
+    CREATE TABLE directory_import (
+        id INTEGER PRIMARY KEY,
+        imported_at TEXT NOT NULL,
+        source TEXT NOT NULL,
+        establishments INTEGER NOT NULL,
+        contacts INTEGER NOT NULL,
+        pupils INTEGER NOT NULL,
+        warnings INTEGER NOT NULL
+    );
+    CREATE TABLE intake (
+        id INTEGER PRIMARY KEY,
+        sha256 TEXT NOT NULL UNIQUE,
+        file_name TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        incidents INTEGER NOT NULL,
+        children INTEGER NOT NULL,
+        problems INTEGER NOT NULL
+    );
+    CREATE TABLE decision (
+        id INTEGER PRIMARY KEY,
+        intake_id INTEGER NOT NULL REFERENCES intake (id),
+        incident_ref TEXT NOT NULL,
+        child_key TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        exception_kind TEXT,
+        urn INTEGER,
+        due TEXT,
+        manager_alert INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        record TEXT NOT NULL,
+        UNIQUE (intake_id, child_key)
+    );
+    """,
+)
+
+
+def open_state(path: Path) -> sqlite3.Connection:
+    """Open (creating or upgrading) the state database at `path`."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+    except (OSError, sqlite3.Error) as exc:
+        raise StateError(f"cannot open the state database {path}: {exc}") from exc
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA synchronous=FULL")
+    _migrate(conn, path)
+    return conn
+
+
+def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > len(MIGRATIONS):
+        raise StateError(
+            f"the state database {path} is schema version {version}, newer than this gateway "
+            f"understands ({len(MIGRATIONS)}); upgrade the gateway"
+        )
+    for number in range(version, len(MIGRATIONS)):
+        # One transaction per step: a failed upgrade leaves the database at the last good version.
+        conn.execute("BEGIN IMMEDIATE")
+        for statement in _statements(MIGRATIONS[number]):
+            conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {number + 1}")
+        conn.execute("COMMIT")
+
+
+def _statements(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]
