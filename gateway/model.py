@@ -198,7 +198,9 @@ class Candidate:
     school_name: str
     upn: str
     score: float  # 0..100
-    agreed: tuple[str, ...] = ()  # fields that agreed: "dob", "forename", "surname", "postcode", "school"
+    agreed: tuple[
+        str, ...
+    ] = ()  # fields that agreed: "dob", "forename", "surname", "postcode", "school"
     note: str = ""
 
 
