@@ -1,0 +1,143 @@
+"""The gateway's configuration: one TOML file, validated at start-up.
+
+Found by `--config PATH`, else the `ENCOMPASS_CONFIG` environment variable, else embedded
+defaults (the repository's rules/, a state database under ./state). Relative paths are
+relative to the directory of the configuration file, so a deployment can be moved whole.
+
+Secrets never live in the file: a key that looks like one (password, passphrase, secret,
+token) is refused, and sections that need one name an environment variable or a secret
+file instead (see `SecretRef`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import Field, model_validator
+
+from gateway.errors import ConfigError, SecretError
+from gateway.validation import Strict, read_toml, validate
+
+ENV_VAR = "ENCOMPASS_CONFIG"
+REPOSITORY_RULES = Path(__file__).resolve().parent.parent / "rules"
+_SECRET_WORDS = ("password", "passphrase", "secret", "token")
+
+
+class SecretRef(Strict):
+    """Where a secret comes from: an environment variable or a file (e.g. /run/secrets/x)."""
+
+    env: str | None = None
+    file: Path | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretRef:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("give exactly one of 'env' (a variable name) or 'file' (a path)")
+        return self
+
+    def resolve(self) -> str:
+        if self.env is not None:
+            value = os.environ.get(self.env)
+            if value is None:
+                raise SecretError(f"the environment variable {self.env} is not set")
+            return value
+        assert self.file is not None
+        try:
+            return self.file.read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise SecretError(
+                f"the secret file {self.file} cannot be read: {exc.strerror}"
+            ) from exc
+
+
+class StateSection(Strict):
+    database: Path = Path("state/gateway.sqlite3")
+
+
+class RulesSection(Strict):
+    directory: Path = REPOSITORY_RULES
+
+
+class DirectorySection(Strict):
+    gias: Path | None = None
+    contacts: Path | None = None
+    pupil_roll: Path | None = None
+    roll_profile: str = "capita_one"
+
+
+class IntakeSection(Strict):
+    max_file_mb: float = Field(default=10, gt=0, le=200)
+    max_zip_entries: int = Field(default=1000, gt=0)
+    max_uncompressed_mb: float = Field(default=200, gt=0)
+    max_compression_ratio: float = Field(default=100, gt=1)
+
+
+class Config(Strict):
+    state: StateSection = StateSection()
+    rules: RulesSection = RulesSection()
+    directory: DirectorySection = DirectorySection()
+    intake: IntakeSection = IntakeSection()
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """The validated configuration with every path made absolute."""
+
+    source: Path | None  # None: embedded defaults
+    config: Config
+
+    @property
+    def database(self) -> Path:
+        return self.config.state.database
+
+    @property
+    def rules_dir(self) -> Path:
+        return self.config.rules.directory
+
+
+def load_config(path: Path | None) -> LoadedConfig:
+    """Load and validate the configuration named by `path`, `ENCOMPASS_CONFIG`, or defaults."""
+    if path is None and os.environ.get(ENV_VAR):
+        path = Path(os.environ[ENV_VAR])
+    if path is None:
+        return LoadedConfig(None, _absolute(Config(), Path.cwd()))
+    data = read_toml(path, ConfigError)
+    _refuse_inline_secrets(data, path, ())
+    config = validate(data, Config, path, ConfigError)
+    return LoadedConfig(path, _absolute(config, path.resolve().parent))
+
+
+def _refuse_inline_secrets(data: object, path: Path, where: tuple[str, ...]) -> None:
+    if not isinstance(data, dict):
+        return
+    for key, value in data.items():
+        here = (*where, str(key))
+        if isinstance(value, dict):
+            _refuse_inline_secrets(value, path, here)
+        elif any(word in str(key).lower() for word in _SECRET_WORDS):
+            raise ConfigError(
+                f"{path}: {'.'.join(here)}: secrets are not allowed in the configuration file; "
+                f'write {{ env = "VARIABLE" }} or {{ file = "/path/to/secret" }} instead'
+            )
+
+
+def _absolute(config: Config, base: Path) -> Config:
+    def fix(value: Path) -> Path:
+        return (base / value.expanduser()).resolve()
+
+    directory = config.directory
+    return config.model_copy(
+        update={
+            "state": StateSection(database=fix(config.state.database)),
+            "rules": RulesSection(directory=fix(config.rules.directory)),
+            "directory": directory.model_copy(
+                update={
+                    name: fix(value)
+                    for name in ("gias", "contacts", "pupil_roll")
+                    if (value := getattr(directory, name)) is not None
+                }
+            ),
+        }
+    )
