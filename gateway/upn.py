@@ -10,6 +10,8 @@ Set, "Unique Pupil Number", validations 1-6).
 
 from __future__ import annotations
 
+from operator import mul
+
 # I, O and S are never used: they are too easily read as 1, 0 and 5.
 CHECK_ALPHABET = "ABCDEFGHJKLMNPQRTUVWXYZ"
 
@@ -28,8 +30,7 @@ def upn_check_letter(body12: str) -> str:
         last_value = CHECK_ALPHABET.index(last)
     else:
         raise ValueError(f"UPN body {body12!r} ends in {last!r}, not a digit or allowed letter")
-    total = sum(int(ch) * weight for weight, ch in enumerate(body12[:11], start=2))
-    total += last_value * 13
+    total = sum(map(mul, map(int, body12[:11]), range(2, 13))) + last_value * 13
     return CHECK_ALPHABET[total % 23]
 
 
@@ -52,5 +53,5 @@ def upn_problem(upn: str) -> str | None:
 
 
 def _is_digits(text: str) -> bool:
-    # str.isdigit accepts other scripts' digits and superscripts; a UPN is ASCII only.
-    return all("0" <= ch <= "9" for ch in text)
+    # str.isdigit alone accepts other scripts' digits and superscripts; a UPN is ASCII only.
+    return text.isascii() and text.isdigit()
