@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from itertools import accumulate
+from operator import attrgetter
 from pathlib import Path
 from typing import Literal
 
@@ -628,21 +629,39 @@ class _RollGenerator:
         self.la_by_urn = {s.establishment.urn: s.establishment.la_code for s in self.schools}
         self.upn_serials: dict[int, int] = {}
         self.school_index = {id(school): n for n, school in enumerate(self.schools)}
+        # Year group N was born from 1 September to 31 August, 5 + N years before year0.
+        self.cohorts = {
+            year: (
+                date(self.year0 - 5 - year, 9, 1).toordinal(),
+                (date(self.year0 - 4 - year, 9, 1) - date(self.year0 - 5 - year, 9, 1)).days,
+            )
+            for year in range(-2, 14)
+        }
 
-    # -- drawing
+    # -- drawing (random() and indexing: several times quicker than choice() for millions)
+    def _pick(self, items: Sequence[str]) -> str:
+        return items[int(self.rng.random() * len(items))]
+
+    def _below(self, n: int) -> int:
+        return int(self.rng.random() * n)
+
     def _weighted(self, cumulative: Sequence[float]) -> int:
         return bisect(cumulative, self.rng.random() * cumulative[-1])
 
     def _school_for(self, la: int, year: int, prefer: _School | None = None) -> _School:
         members, weights = self.by_la_year[(la, year)]
-        if prefer is not None and prefer in members and self.rng.random() < 0.7:
-            return prefer
+        if (
+            prefer is not None
+            and prefer.establishment.la_code == la
+            and year in prefer.kind.years
+            and self.rng.random() < 0.7
+        ):
+            return prefer  # siblings often share a school
         return members[self._weighted(weights)]
 
     def _dob(self, year: int) -> date:
-        start = date(self.year0 - 5 - year, 9, 1)
-        length = (date(self.year0 - 4 - year, 9, 1) - start).days
-        return start + timedelta(days=self.rng.randrange(length))
+        start, length = self.cohorts[year]
+        return date.fromordinal(start + self._below(length))
 
     def _upn(self, school: _School, entry: date) -> str:
         est = school.establishment
@@ -674,35 +693,36 @@ class _RollGenerator:
         plain: bool = False,
     ) -> Pupil:
         rng = self.rng
-        forename = forename or rng.choice(FORENAMES)
+        pick = self._pick
+        forename = forename or pick(FORENAMES)
         dob = dob or self._dob(year)
         middle = ""
         roll = rng.random()
         if roll < 0.08:
-            middle = f"{rng.choice(FORENAMES)} {rng.choice(FORENAMES)}"
+            middle = f"{pick(FORENAMES)} {pick(FORENAMES)}"
         elif roll < 0.5:
-            middle = rng.choice(FORENAMES)
+            middle = pick(FORENAMES)
         preferred_forename, preferred_surname = forename, surname
         if not plain:
             roll = rng.random()
             if roll < 0.04:
                 preferred_forename = preferred_surname = ""  # the system left them blank
             elif roll < 0.1 and forename in NICKNAMES:
-                preferred_forename = rng.choice(NICKNAMES[forename])
+                preferred_forename = pick(NICKNAMES[forename])
             elif roll < 0.12 and middle:
                 preferred_forename = middle.split()[0]  # known by a middle name
             roll = rng.random()
             if roll < 0.03 and "-" in surname:
-                preferred_surname = rng.choice(surname.split("-"))
+                preferred_surname = pick(surname.split("-"))
             elif roll < 0.04:
-                preferred_surname = rng.choice(SURNAMES)  # a step-parent's surname
+                preferred_surname = pick(SURNAMES)  # a step-parent's surname
         first = school.kind.years[0]
         if year > first and rng.random() < 0.08:
             # Joined in a later year than the school's first: a transfer, at any time of year.
             joined = rng.randint(first + 1, year)
             entry = date(self.year0 - (year - joined), 9, 2) + timedelta(days=rng.randrange(300))
         else:
-            entry = date(self.year0 - (year - first), 9, 1) + timedelta(days=rng.randrange(7))
+            entry = date(self.year0 - (year - first), 9, 1) + timedelta(days=self._below(7))
         if entry >= self.as_of:
             entry = self.as_of - timedelta(days=rng.randint(1, 30))
         leaving = None
@@ -850,7 +870,7 @@ class _CsvRoll:
     def __init__(self, path: Path, columns: dict[str, str]) -> None:
         self.path = path
         self.columns = columns
-        self.fields = list(columns)
+        self._values = attrgetter(*columns)
 
     def __enter__(self) -> _CsvRoll:
         self._handle = self.path.open("w", encoding="utf-8", newline="")
@@ -862,9 +882,11 @@ class _CsvRoll:
         self._handle.close()
 
     def write(self, pupil: Pupil) -> None:
-        values = (getattr(pupil, field) for field in self.fields)
         self._writer.writerow(
-            uk_date(v) if isinstance(v, date) else "" if v is None else v for v in values
+            [
+                uk_date(v) if isinstance(v, date) else "" if v is None else v
+                for v in self._values(pupil)
+            ]
         )
 
 
@@ -874,7 +896,7 @@ class _XlsxRoll:
     def __init__(self, path: Path, columns: dict[str, str]) -> None:
         self.path = path
         self.columns = columns
-        self.fields = list(columns)
+        self._values = attrgetter(*columns)
 
     def __enter__(self) -> _XlsxRoll:
         self._workbook = Workbook(write_only=True)
@@ -886,4 +908,4 @@ class _XlsxRoll:
         self._workbook.save(self.path)
 
     def write(self, pupil: Pupil) -> None:
-        self._sheet.append([getattr(pupil, field) for field in self.fields])
+        self._sheet.append(list(self._values(pupil)))
