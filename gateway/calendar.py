@@ -52,8 +52,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
+from functools import cache
 from itertools import pairwise
 from pathlib import Path
+from types import MappingProxyType
 
 import holidays
 import icalendar
@@ -152,9 +154,7 @@ class SchoolCalendar:
     ) -> None:
         self._la = dict(la_calendars)
         self._schools = dict(school_calendars)
-        # The library computes a year's bank holidays on first look-up (expand=True), so
-        # any year an arrival falls in is known without listing years here.
-        self._bank_holidays = holidays.country_holidays("GB", subdiv="ENG")
+        self._bank_holidays = england_bank_holidays()
 
     def coverage(self) -> tuple[Coverage, ...]:
         """Every calendar file's cover, LAs first, by LA code then URN."""
@@ -224,6 +224,17 @@ class SchoolCalendar:
             kind, _ = self.classify(day, urn=urn, la_code=la_code)
             if kind in (DayKind.SCHOOL_DAY, DayKind.UNKNOWN):
                 return day, kind is DayKind.UNKNOWN
+
+
+@cache
+def england_bank_holidays() -> Mapping[date, str]:
+    """England's bank holidays, 2000 to 2100, from the `holidays` library.
+
+    Computed once into a plain read-only mapping: the library's own object fills in a year
+    on first look-up, which is a write, and the calendar is read from several threads.
+    """
+    found = holidays.country_holidays("GB", subdiv="ENG", years=range(2000, 2101))
+    return MappingProxyType({day: str(name) for day, name in found.items()})
 
 
 def at_send_time(day: date) -> datetime:
