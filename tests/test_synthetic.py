@@ -23,6 +23,7 @@ from gateway.synthetic import (
     generate_police_workbook,
     write_sample,
 )
+from gateway.synthetic.words import TWIN_NAMES
 from gateway.upn import upn_problem
 
 REPORTED_ON = date(2026, 3, 2)  # a Monday: the sheet covers Friday to Sunday
@@ -249,8 +250,7 @@ def test_twins_share_birthday_surname_and_school_with_similar_forenames(
             second.legal_surname,
             second.urn,
         )
-        assert first.legal_forename != second.legal_forename
-        assert first.legal_forename[0] == second.legal_forename[0]
+        assert {first.legal_forename, second.legal_forename} in [set(p) for p in TWIN_NAMES]
 
 
 def test_namesakes_share_name_and_birthday_at_two_schools(sample: SampleDirectory) -> None:

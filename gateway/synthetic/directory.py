@@ -192,6 +192,8 @@ _GUARANTEED: tuple[tuple[int, str], ...] = (
     (873, "all_through"), (873, "primary_nursery"), (935, "primary"), (881, "secondary_academy"),
     (822, "primary_academy"),
 )  # fmt: skip
+# Each guaranteed academy converter comes with its closed predecessor.
+_MINIMUM_ESTABLISHMENTS = len(_GUARANTEED) + sum(k == "primary_academy" for _, k in _GUARANTEED)
 _ACCENTED_SAINT = "St Thérèse of Lisieux"
 
 
@@ -234,7 +236,8 @@ class SampleDirectory:
         return tuple(pupil for household in everyone for pupil in household.pupils)
 
 
-# The directory
+# --------------------------------------------------------------------------------------
+# Establishments
 
 
 @dataclass(frozen=True)
@@ -246,6 +249,7 @@ class _School:
     street: str
     ukprn: int
     capacity: int  # the size of roll it draws; 0 for a closed establishment
+    reason_closed: str  # GIAS "ReasonEstablishmentClosed", "" while open
 
 
 def generate_directory(
@@ -266,8 +270,8 @@ def generate_directory(
     Raises ValueError for sizes the files cannot hold (fewer establishments than the
     guaranteed cases, an .xlsx roll longer than a sheet).
     """
-    if establishments < len(_GUARANTEED):
-        raise ValueError(f"establishments must be at least {len(_GUARANTEED)}")
+    if establishments < _MINIMUM_ESTABLISHMENTS:
+        raise ValueError(f"establishments must be at least {_MINIMUM_ESTABLISHMENTS}")
     if pupils < 1:
         raise ValueError("pupils must be at least 1")
     if roll_format not in ("csv", "xlsx"):
@@ -311,38 +315,115 @@ def _make_schools(rng: random.Random, count: int, as_of: date) -> list[_School]:
     # A county directory is the home LAs and a few neighbours' schools that county children
     # attend; a national one is every LA, the home LAs a small part of it.
     home_share = max(400 / count, 0.015) if national else 0.93
-    others = {**_NEIGHBOUR_LAS, **_FAR_LAS} if national else _NEIGHBOUR_LAS
-    urns = _Unique(rng)
-    numbers: dict[tuple[int, int], int] = {}
-    places = _Unique(rng)
+    others = tuple({**_NEIGHBOUR_LAS, **_FAR_LAS} if national else _NEIGHBOUR_LAS)
+    maker = _SchoolMaker(rng, as_of)
     schools: list[_School] = []
-    for index in range(count):
+    index = 0
+    while len(schools) < count:
         if index < len(_GUARANTEED):
             la, kind_name = _GUARANTEED[index]
         else:
-            home = rng.random() < home_share
-            la = rng.choice(tuple(HOME_LAS) if home else tuple(others))
+            la = rng.choice(tuple(HOME_LAS) if rng.random() < home_share else others)
             kind_name = _KIND_NAMES[bisect(_KIND_WEIGHTS, rng.random() * _KIND_WEIGHTS[-1])]
         kind = _KINDS[kind_name]
-        if kind_name == "primary_academy" and (index == 3 or rng.random() < 0.12):
+        if kind_name == "primary_academy" and (index < len(_GUARANTEED) or rng.random() < 0.12):
             # A converter's LA predecessor stays in GIAS, closed, under the same name: the
             # police's "Fenbridge Primary" then names two URNs, only one of them open.
-            schools.append(_academy_with_predecessor(rng, kind, la, urns, numbers, places, as_of))
-            schools.append(_predecessor(rng, schools[-1], urns, numbers))
-            if len(schools) >= count:
-                break
-            continue
-        closed = index >= len(_GUARANTEED) and rng.random() < 0.02
-        schools.append(_school(rng, kind, la, urns, numbers, places, as_of, closed=closed))
-        if len(schools) >= count:
-            break
+            schools.extend(maker.converted_academy(kind, la))
+        else:
+            closed = index >= len(_GUARANTEED) and rng.random() < 0.02
+            schools.append(maker.school(kind, la, closed=closed))
+        index += 1
     del schools[count:]
     schools.sort(key=lambda school: school.establishment.urn)
     return schools
 
 
+class _SchoolMaker:
+    """Makes establishments whose URNs, numbers and (mostly) place names are not used before."""
+
+    def __init__(self, rng: random.Random, as_of: date) -> None:
+        self.rng = rng
+        self.as_of = as_of
+        self.urns = _Unique(rng)
+        self.places = _Unique(rng)
+        self.numbers: dict[tuple[int, int], int] = {}
+
+    def school(self, kind: _Kind, la: int, *, closed: bool = False) -> _School:
+        rng = self.rng
+        place = self.places.place()
+        pattern, saint = rng.choice(kind.names), rng.choice(SAINTS)
+        if kind is _KINDS["primary_va"] and la == 873 and self.places.claim(_ACCENTED_SAINT):
+            pattern, saint = "{saint} Catholic Primary School, {place}", _ACCENTED_SAINT
+        opened: date | None = None  # most long-standing LA schools have no opening date
+        if kind.academy:
+            opened = date(rng.randint(2011, self.as_of.year - 1), rng.randint(1, 12), 1)
+        elif rng.random() < 0.4:
+            opened = date(rng.randint(1950, 2005), 9, 1)
+        closed_on = self.as_of - timedelta(days=rng.randint(60, 2000)) if closed else None
+        name = pattern.format(place=place, saint=saint)
+        return self._make(kind, la, name, place, opened, closed_on, "Closure" if closed else "")
+
+    def converted_academy(self, kind: _Kind, la: int) -> tuple[_School, _School]:
+        """An academy and the LA school it replaced, closed the day before, of the same name."""
+        place = self.places.place()
+        name = f"{place} Primary School"
+        converted = date(self.rng.randint(2012, self.as_of.year - 1), self.rng.choice((4, 9)), 1)
+        academy = self._make(kind, la, name, place, converted, None, "")
+        predecessor = self._make(
+            _KINDS["primary"], la, name, place, None, converted - timedelta(days=1),
+            "Academy Converter",
+        )  # fmt: skip
+        return academy, predecessor
+
+    def _make(
+        self,
+        kind: _Kind,
+        la: int,
+        name: str,
+        place: str,
+        opened: date | None,
+        closed_on: date | None,
+        reason_closed: str,
+    ) -> _School:
+        rng = self.rng
+        if kind.academy:
+            urn = self.urns.int_between(136000, 149999)
+        else:
+            urn = self.urns.int_between(100000, 135999)
+        series = (la, kind.number_base)
+        self.numbers[series] = self.numbers.get(series, 0) + 1
+        phone_range = "01632960" if rng.random() < 0.6 else "03069990"
+        establishment = Establishment(
+            urn=urn,
+            name=name,
+            la_code=la,
+            la_name=HOME_LAS.get(la) or _NEIGHBOUR_LAS.get(la) or _FAR_LAS[la],
+            type_name=kind.type_name,
+            phase_name=kind.phase,
+            status_name="Open" if closed_on is None else "Closed",
+            is_open=closed_on is None,
+            postcode=_postcode(rng, la),
+            telephone=f"{phone_range}{rng.randint(0, 999):03d}",
+            statutory_low_age=kind.low,
+            statutory_high_age=kind.high,
+            open_date=opened,
+            close_date=closed_on,
+        )
+        return _School(
+            establishment=establishment,
+            number=kind.number_base + self.numbers[series] - 1,
+            kind=kind,
+            place=place,
+            street=rng.choice(STREETS),
+            ukprn=rng.randint(10_000_000, 10_099_999),
+            capacity=0 if closed_on else max(10, round(kind.size * rng.uniform(0.5, 1.5))),
+            reason_closed=reason_closed,
+        )
+
+
 class _Unique:
-    """Draws values not drawn before (URNs, place names), retrying a bounded number of times."""
+    """Draws values not drawn before (URNs, place names)."""
 
     def __init__(self, rng: random.Random) -> None:
         self._rng = rng
@@ -358,126 +439,17 @@ class _Unique:
     def int_between(self, low: int, high: int) -> int:
         while True:
             value = self._rng.randint(low, high)
-            if value not in self._seen:
-                self._seen.add(value)
+            if self.claim(value):
                 return value
 
     def place(self) -> str:
         # Real GIAS repeats names too; after a few tries a repeat is accepted.
+        rng = self._rng
         for _ in range(30):
-            rng = self._rng
             name = rng.choice(PLACE_PREFIXES) + rng.choice(PLACE_STARTS) + rng.choice(PLACE_ENDS)
-            if name not in self._seen:
+            if self.claim(name):
                 break
-        self._seen.add(name)
         return name
-
-
-def _la_name(la: int) -> str:
-    return HOME_LAS.get(la) or _NEIGHBOUR_LAS.get(la) or _FAR_LAS[la]
-
-
-def _school(
-    rng: random.Random,
-    kind: _Kind,
-    la: int,
-    urns: _Unique,
-    numbers: dict[tuple[int, int], int],
-    places: _Unique,
-    as_of: date,
-    *,
-    closed: bool = False,
-    name: str = "",
-    place: str = "",
-    open_date: date | None = None,
-) -> _School:
-    place = place or places.place()
-    if not name:
-        pattern = rng.choice(kind.names)
-        saint = rng.choice(SAINTS)
-        if kind is _KINDS["primary_va"] and la == 873 and places.claim(_ACCENTED_SAINT):
-            saint = _ACCENTED_SAINT
-            pattern = "{saint} Catholic Primary School, {place}"
-        name = pattern.format(place=place, saint=saint)
-    urn = urns.int_between(136000, 149999) if kind.academy else urns.int_between(100000, 135999)
-    key = (la, kind.number_base)
-    number = kind.number_base + numbers.get(key, 0)
-    numbers[key] = numbers.get(key, 0) + 1
-    if open_date is None:
-        if kind.academy:
-            open_date = date(rng.randint(2011, as_of.year - 1), rng.randint(1, 12), 1)
-        elif rng.random() < 0.6:
-            open_date = None  # most long-standing LA schools have no opening date in GIAS
-        else:
-            open_date = date(rng.randint(1950, 2005), 9, 1)
-    close_date = None
-    if closed:
-        close_date = as_of - timedelta(days=rng.randint(60, 2000))
-    phone_range = "01632960" if rng.random() < 0.6 else "03069990"
-    establishment = Establishment(
-        urn=urn,
-        name=name,
-        la_code=la,
-        la_name=_la_name(la),
-        type_name=kind.type_name,
-        phase_name=kind.phase,
-        status_name="Closed" if closed else "Open",
-        is_open=not closed,
-        postcode=_postcode(rng, la),
-        telephone=f"{phone_range}{rng.randint(0, 999):03d}",
-        statutory_low_age=kind.low,
-        statutory_high_age=kind.high,
-        open_date=open_date,
-        close_date=close_date,
-    )
-    capacity = 0 if closed else max(10, round(kind.size * rng.uniform(0.5, 1.5)))
-    ukprn = rng.randint(10_000_000, 10_099_999)
-    return _School(establishment, number, kind, place, rng.choice(STREETS), ukprn, capacity)
-
-
-def _academy_with_predecessor(
-    rng: random.Random,
-    kind: _Kind,
-    la: int,
-    urns: _Unique,
-    numbers: dict[tuple[int, int], int],
-    places: _Unique,
-    as_of: date,
-) -> _School:
-    converted = date(rng.randint(2012, as_of.year - 1), rng.choice((4, 9)), 1)
-    place = places.place()
-    return _school(
-        rng, kind, la, urns, numbers, places, as_of,
-        name=f"{place} Primary School", place=place, open_date=converted,
-    )  # fmt: skip
-
-
-def _predecessor(
-    rng: random.Random, academy: _School, urns: _Unique, numbers: dict[tuple[int, int], int]
-) -> _School:
-    opened = academy.establishment.open_date
-    assert opened is not None
-    kind = _KINDS["primary"]
-    est = academy.establishment
-    number = kind.number_base + numbers.get((est.la_code, kind.number_base), 0)
-    numbers[(est.la_code, kind.number_base)] = numbers.get((est.la_code, kind.number_base), 0) + 1
-    establishment = Establishment(
-        urn=urns.int_between(100000, 135999),
-        name=est.name,
-        la_code=est.la_code,
-        la_name=est.la_name,
-        type_name=kind.type_name,
-        phase_name=kind.phase,
-        status_name="Closed",
-        is_open=False,
-        postcode=est.postcode,
-        telephone=est.telephone,
-        statutory_low_age=kind.low,
-        statutory_high_age=kind.high,
-        open_date=None,
-        close_date=opened - timedelta(days=1),
-    )
-    return _School(establishment, number, kind, academy.place, academy.street, academy.ukprn, 0)
 
 
 def _postcode(rng: random.Random, la: int) -> str:
@@ -514,12 +486,7 @@ def _write_gias(path: Path, schools: Sequence[_School]) -> None:
         for school in schools:
             est = school.establishment
             opened = "Academy Converter" if school.kind.academy else "Not applicable"
-            if est.close_date is None:
-                closed_reason = "Not applicable"
-            elif school.capacity == 0 and not school.kind.academy and est.open_date is None:
-                closed_reason = "Academy Converter"
-            else:
-                closed_reason = "Closure"
+            closed_reason = school.reason_closed or "Not applicable"
             religious = (
                 "Roman Catholic"
                 if "Catholic" in est.name
