@@ -5,7 +5,7 @@ matcher."""
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
@@ -187,7 +187,7 @@ class _IncidentDrawer:
             at_home = any(self._home(pupil.urn) for pupil in household.pupils)
             (home if at_home else away).append(household)
         self.home = _Cycle(rng, home)
-        self.away = _Cycle(rng, [h for h in away if any(p.leaving_date is None for p in h.pupils)])
+        self.away = _Cycle(rng, away)
         self.leavers = _Cycle(
             rng, [p for h in sample.households for p in h.pupils if p.leaving_date is not None]
         )
@@ -211,7 +211,7 @@ class _IncidentDrawer:
         incidents = []
         for index in range(count):
             occurred = self._when()
-            children = self._children(plan.get(index), occurred.date())
+            children, postcode = self._children(plan.get(index), occurred.date())
             relationship = rng.choice(_RELATIONSHIPS)
             incidents.append(
                 _Incident(
@@ -221,10 +221,10 @@ class _IncidentDrawer:
                     crime="Crime" if rng.random() < 0.45 else "Non-Crime",
                     circumstances=rng.choice(_CIRCUMSTANCES).format(parties=relationship.lower()),
                     location=rng.choice(_LOCATIONS),
-                    postcode=children[1],
+                    postcode=postcode,
                     relationship=relationship,
                     other_info=rng.choice(_OTHER_INFO) if rng.random() < 0.25 else "",
-                    children=children[0],
+                    children=children,
                 )
             )
         return incidents
@@ -243,20 +243,28 @@ class _IncidentDrawer:
 
     def _children(self, special: ChildKind | None, on: date) -> tuple[tuple[_Child, ...], str]:
         rng = self.rng
-        if special is ChildKind.TWIN and (twins := self.twins.next()) is not None:
+        if special is ChildKind.TWIN and (twins := self.twins.next_where(_any)) is not None:
             children = [self._pupil(p, on, ChildKind.TWIN) for p in twins.pupils]
             return tuple(children), twins.postcode
-        if special is ChildKind.NAMESAKE and (pair := self.namesakes.next()) is not None:
-            household = rng.choice(pair)
-            child = self._pupil(household.pupils[0], on, ChildKind.NAMESAKE, school_odds=0.5)
-            return (child, *self._babies(household.surname, on, 1)), household.postcode
-        if special is ChildKind.LEAVER and (leaver := self.leavers.next()) is not None:
-            return (self._leaver(leaver, on),), leaver.postcode
-        if special is ChildKind.OUT_OF_AREA and (away := self.away.next()) is not None:
-            household = away
-        else:
-            household = self._home_household(on)
-        pupils = [p for p in household.pupils if p.on_roll(on) and p.leaving_date is None]
+        if special is ChildKind.NAMESAKE and (pair := self.namesakes.next_where(_any)) is not None:
+            one = rng.choice(pair)
+            child = self._pupil(one.pupils[0], on, ChildKind.NAMESAKE, school_odds=0.5)
+            return (child, *self._babies(one.surname, on, 1)), one.postcode
+        if special is ChildKind.LEAVER and (
+            leaver := self.leavers.next_where(lambda p: not p.on_roll(on))
+        ):
+            return (self._leaver(leaver),), leaver.postcode
+
+        def attending(household: Household) -> list[Pupil]:
+            return [p for p in household.pupils if p.on_roll(on) and p.leaving_date is None]
+
+        household: Household | None = None
+        if special is ChildKind.OUT_OF_AREA:
+            household = self.away.next_where(lambda h: bool(attending(h)))
+        household = household or self.home.next_where(lambda h: bool(attending(h)))
+        if household is None:
+            raise ValueError("the sample directory has no pupil at a school in the area")
+        pupils = attending(household)
         if len(pupils) > _MAX_CHILDREN or rng.random() < 0.3:
             pupils = rng.sample(pupils, rng.randint(1, min(len(pupils), _MAX_CHILDREN)))
         children = [self._pupil(p, on) for p in pupils]
@@ -267,14 +275,6 @@ class _IncidentDrawer:
         room = _MAX_CHILDREN - len(children)
         babies = self._babies(household.surname, on, room) if rng.random() < 0.35 else ()
         return (*children, *babies), household.postcode
-
-    def _home_household(self, on: date) -> Household:
-        while True:
-            household = self.home.next()
-            if household is None:
-                raise ValueError("the sample directory has no household at a school in the area")
-            if any(p.on_roll(on) and p.leaving_date is None for p in household.pupils):
-                return household
 
     def _pupil(
         self, pupil: Pupil, on: date, kind: ChildKind = ChildKind.PUPIL, *, school_odds: float = 0.6
@@ -298,7 +298,7 @@ class _IncidentDrawer:
             upn=pupil.upn,
         )
 
-    def _leaver(self, pupil: Pupil, on: date) -> _Child:
+    def _leaver(self, pupil: Pupil) -> _Child:
         # Left before the incident; the new school, if any, is not on the roll yet.
         return _Child(
             forename=pupil.legal_forename,
@@ -377,13 +377,20 @@ class _Cycle(Generic[T]):
         self._items = items
         self._order: list[T] = []
 
-    def next(self) -> T | None:
-        if not self._items:
-            return None
-        if not self._order:
-            self._order = list(self._items)
-            self._rng.shuffle(self._order)
-        return self._order.pop()
+    def next_where(self, wanted: Callable[[T], bool]) -> T | None:
+        """The next item that is `wanted`; None when no item is (after one full round)."""
+        for _ in range(len(self._items)):
+            if not self._order:
+                self._order = list(self._items)
+                self._rng.shuffle(self._order)
+            item = self._order.pop()
+            if wanted(item):
+                return item
+        return None
+
+
+def _any(_: object) -> bool:
+    return True
 
 
 def _age(dob: date, on: date) -> int:
