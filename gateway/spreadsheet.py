@@ -471,7 +471,7 @@ class _WorkbookReader:
                     date_cell, f"differs from {stamp_cell.column.header!r} ({stamp_cell.text!r})"
                 )
             )
-        moment, source = (stamp, stamp_cell) if stamp else (day, date_cell)
+        moment, source = (stamp, stamp_cell) if stamp is not None else (day, date_cell)
         if moment is None or source is None:
             return None
         if at is None or time_cell is None:
@@ -526,12 +526,15 @@ class _WorkbookReader:
         forename_cell = values.one(ChildField.FORENAME)
         surname_cell = values.one(ChildField.SURNAME)
         if forename_cell or surname_cell:
-            for missing, present, part in (
-                (forename_cell, surname_cell, "forename"),
-                (surname_cell, forename_cell, "surname"),
+            for cell, part in (
+                (forename_cell, ChildField.FORENAME),
+                (surname_cell, ChildField.SURNAME),
             ):
-                if missing is None and present is not None:
-                    values.problems.append(values.problem(present, f"no {part} given"))
+                if cell is None:
+                    header = layout.header_of([part], group) or part.value
+                    values.problems.append(
+                        CellProblem(self.file, layout.sheet, row, header, "", f"no {part} given")
+                    )
             return (
                 tidy_name(forename_cell.text) if forename_cell else "",
                 tidy_name(surname_cell.text) if surname_cell else "",

@@ -660,6 +660,16 @@ def test_time_column_that_disagrees_with_the_time_in_the_date_column_is_a_proble
     assert (problem.column, problem.value) == ("Time", "15:30")
 
 
+def test_date_column_that_disagrees_with_the_date_time_column_is_a_problem() -> None:
+    header = ["Ref", "Date/Time", "Date", "Child Name"]
+    data = xlsx(("Sheet1", [header, ["R1", "01/02/2025 14:30", "02/02/2025", "Jo Bloggs"]]))
+    (incident,) = read(data).incidents
+    assert incident.occurred_at == datetime(2025, 2, 1, 14, 30, tzinfo=LONDON)
+    (problem,) = incident.problems
+    assert (problem.column, problem.value) == ("Date", "02/02/2025")
+    assert problem.message == "differs from 'Date/Time' ('01/02/2025 14:30')"
+
+
 def test_unreadable_time_is_an_incident_problem() -> None:
     (incident,) = read(long_sheet(["R1", "01/02/2025", "25:00", "", "", "Jo Bloggs"])).incidents
     (problem,) = incident.problems
@@ -705,6 +715,13 @@ def test_forename_and_surname_columns_are_read_directly() -> None:
     data = xlsx(("Sheet1", [header, ["R1", "JANE", "O'NEILL", "01/02/2015"]]))
     child = read(data).incidents[0].children[0]
     assert (child.forename, child.surname) == ("Jane", "O'Neill")
+
+
+def test_forename_without_surname_is_a_problem_on_the_surname_column() -> None:
+    header = ["Ref", "Forename", "Surname", "DOB"]
+    data = xlsx(("Sheet1", [header, ["R1", "Jane", None, "01/02/2015"]]))
+    (problem,) = read(data).incidents[0].children[0].problems
+    assert (problem.column, problem.value, problem.message) == ("Surname", "", "no surname given")
 
 
 def test_single_word_name_is_kept_with_a_problem() -> None:
