@@ -1,10 +1,12 @@
 """Refusing hostile or unreadable .xlsx files before openpyxl sees a byte of them.
 
-An .xlsx is a zip of XML parts. Everything here works on the raw bytes with the standard
-library, so a zip bomb, an XML entity attack or a macro-enabled workbook is refused with a
-message the Navigator can act on, and nothing has been parsed yet. openpyxl itself must
-still parse through defusedxml (belt and braces: this check is the first line, defusedxml
-the second); `check_xlsx` refuses to pass a file on if it does not.
+An .xlsx is a zip of XML parts. Everything here uses the standard library: zipfile for
+the archive, and a bare expat parser that stops at the first DTD for the XML parts. So a zip
+bomb, an XML entity attack, a macro-enabled workbook or a sheet whose merged cells would
+make openpyxl build billions of objects is refused with a message the Navigator can act on,
+before openpyxl parses anything. openpyxl itself must still parse through defusedxml (belt
+and braces: this check is the first line, defusedxml the second); `check_xlsx` refuses to
+pass a file on if it does not.
 """
 
 from __future__ import annotations
@@ -33,8 +35,8 @@ _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ENCRYPTED_STREAMS = ("EncryptionInfo".encode("utf-16-le"), "EncryptedPackage".encode("utf-16-le"))
 _ZIP_MAGIC = b"PK\x03\x04"
 
-# Small parts compress far better than 100:1 without any malice (a 40 KiB sheet of empty
-# styled rows), so the ratio is only judged once a part, or the whole, is this big.
+# Small parts can compress far better than 100:1 without any malice (a run of identical
+# empty rows), so the ratio is only judged once a part, or the whole, is this big.
 _RATIO_APPLIES_FROM = MIB
 _CHUNK = 64 * 1024
 
