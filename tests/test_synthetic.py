@@ -467,6 +467,19 @@ def test_expected_schools_say_what_each_child_really_is(
             assert age(child.dob, on) < 2
 
 
+def test_a_child_who_moved_has_the_new_school_written_by_the_police(
+    sample: SampleDirectory, tmp_path: Path
+) -> None:
+    path = tmp_path / "police.xlsx"
+    expected = generate_police_workbook(path, sample, incidents=1000, reported_on=REPORTED_ON)
+    rows = police_rows(path)
+    school = rows[2].index("School Attended")
+    moved = [child for child in expected if child.kind is ChildKind.MOVED]
+    assert moved
+    for child in moved:
+        assert rows[child.row - 1][school], "without the new school nobody could know"
+
+
 def test_the_deliberate_adult_is_eighteen_and_not_on_the_roll(
     sample: SampleDirectory, tmp_path: Path
 ) -> None:

@@ -612,6 +612,14 @@ class _RollGenerator:
     def _below(self, n: int) -> int:
         return int(self.rng.random() * n)
 
+    def _surname(self) -> str:
+        # The listed surnames cover every kind of spelling; surnames made from place names
+        # (Ashford, Thornley) spread a national roll the way real surnames do, so that two
+        # pupils sharing a birthday and a surname stay as rare as they really are.
+        if self.rng.random() < 0.5:
+            return self._pick(SURNAMES)
+        return self._pick(PLACE_STARTS) + self._pick(PLACE_ENDS)
+
     def _weighted(self, cumulative: Sequence[float]) -> int:
         return bisect(cumulative, self.rng.random() * cumulative[-1])
 
@@ -682,7 +690,7 @@ class _RollGenerator:
             if roll < 0.03 and "-" in surname:
                 preferred_surname = pick(surname.split("-"))
             elif roll < 0.04:
-                preferred_surname = pick(SURNAMES)  # a step-parent's surname
+                preferred_surname = self._surname()  # a step-parent's surname
         first = school.kind.years[0]
         if year > first and rng.random() < 0.08:
             # Joined in a later year than the school's first: a transfer, at any time of year.
@@ -721,7 +729,7 @@ class _RollGenerator:
         rng = self.rng
         la, year = self.keys[self._weighted(self.key_weights)]
         size = min(room, _CHILDREN_PER_HOUSEHOLD[self._weighted(_CHILDREN_WEIGHTS)])
-        surname = rng.choice(SURNAMES)
+        surname = self._surname()
         postcode = self._postcode_for(la)
         school = self._school_for(la, year)
         children = [self._pupil(school, year, surname, postcode)]
@@ -744,7 +752,7 @@ class _RollGenerator:
 
     def _twins(self) -> Household:
         la, year = self.home_keys[self._weighted(self.home_weights)]
-        surname = self.rng.choice(SURNAMES)
+        surname = self._surname()
         postcode = self._postcode_for(la)
         school = self._school_for(la, year)
         names = self.rng.choice(TWIN_NAMES)

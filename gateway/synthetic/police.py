@@ -509,7 +509,7 @@ class _PoliceSheet:
         rng = self.rng
         name = self._name(child)
         school = ""
-        if child.police_school is not None and (self.noise is False or rng.random() < 0.9):
+        if child.police_school is not None:
             school = self._school(self.schools[child.police_school].name)
         voice = rng.choice(_VOICES) if _age(child.dob, incident.occurred.date()) >= 5 else ""
         if rng.random() < 0.6:
