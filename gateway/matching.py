@@ -101,7 +101,18 @@ def match_child(
     policy: MatchPolicy,
 ) -> MatchResult:
     """Find `child` on the pupil roll as it stood on `on` (the incident date, or the day the
-    spreadsheet arrived when the incident date is unknown)."""
+    spreadsheet arrived when the incident date is unknown).
+
+    MATCHED: one pupil born that day is ahead by `min_margin` of every other possible pupil
+    (on roll, or a different pupil who has left or not yet started), its forename and
+    surname each reach their minimum, and the police's school, if given, is that pupil's
+    school or a text that fits it among others ("Parkside" for two Parkside schools: no worse
+    than no school, and the reason says so). CONFLICT: the police named another school, or
+    a text that fits no school the roll could mean; the usual cause is a move the roll has
+    not caught up with, so a person looks. AMBIGUOUS: a near-tie, or one possible pupil whose
+    names are not close enough to be sure. NO_CANDIDATE: no date of birth, or nobody born
+    that day with a name like the child's.
+    """
     school = schools.resolve(child.school_text)
     police_urn = school.urn
     if child.dob is None:

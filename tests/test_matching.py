@@ -86,6 +86,11 @@ def test_forename_and_surname_swapped_is_matched() -> None:
     assert "forename and surname swapped" in result.candidates[0].note
 
 
+def test_pupils_with_each_others_names_swapped_are_ambiguous() -> None:
+    roll = (pupil("Owen", "Thomas"), pupil("Thomas", "Owen", ELY_JUNIOR))
+    assert match(child("Owen", "Thomas"), *roll).status is MatchStatus.AMBIGUOUS
+
+
 def test_nickname_is_matched() -> None:
     result = match(child("Alfie", "Jones"), pupil("Alfred", "Jones"))
     assert_matched(result)
