@@ -118,8 +118,13 @@ SCHOOLS: tuple[tuple[str, str], ...] = (
     ("Winyates Primary School", "Winyates Prim"),
     ("Welland Academy", "Welland Acad"),
 )
-# A police text that fits two schools equally (Parkside Primary and Parkside College).
-SHARED_SCHOOL_TEXTS = {"Parkside Primary School": "Parkside", "Ely College": "Ely College"}
+# Police texts that fit the pupil's school and another one equally well.
+SHARED_SCHOOL_TEXTS = {
+    "Parkside Primary School": "Parkside",
+    "Parkside Community College": "Parkside",
+    "St Mary's Church of England Primary School": "St Marys",
+    "St Mary's Catholic Primary School": "St Mary's Primary",
+}
 
 FORENAMES = (
     "Oliver", "Olivia", "Amelia", "George", "Isla", "Noah", "Ava", "Arthur", "Mia", "Muhammad",
@@ -200,7 +205,6 @@ class Expected:
 @dataclass
 class _Roll:
     rng: random.Random
-    schools: list[int]
     pupils: list[Pupil] = field(default_factory=list)
     upns: int = 0
 
@@ -231,7 +235,7 @@ def make_corpus(
     abbreviations = {110_000 + i: short for i, (_, short) in enumerate(SCHOOLS)}
     names = {e.urn: e.name for e in establishments}
     birthdays = sorted({date(2012, 9, 1) + timedelta(rng.randrange(8 * 365)) for _ in range(days)})
-    roll = _Roll(rng, urns)
+    roll = _Roll(rng)
     for _ in range(pupils):
         roll.add(
             rng.choice(FORENAMES), rng.choice(SURNAMES), rng.choice(birthdays), rng.choice(urns)
@@ -331,11 +335,9 @@ def make_corpus(
         pupil = roll.add(forename, surname, dob, now, leaving_date=starts - timedelta(days=1))
         roll.pupils.append(Pupil(pupil.upn, forename, surname, dob, later, entry_date=starts))
         police(pupil, forename, surname, "not_yet_moved")
-    for urn, text in (
-        (u, t) for u in urns for n, t in SHARED_SCHOOL_TEXTS.items() if names[u] == n
-    ):
-        for pupil in [p for p in base if p.urn == urn][:15]:
-            police(pupil, pupil.legal_forename, pupil.legal_surname, "school_shared_text", text)
+    for pupil in [p for p in base if names[p.urn] in SHARED_SCHOOL_TEXTS][:60]:
+        text = SHARED_SCHOOL_TEXTS[names[pupil.urn]]
+        police(pupil, pupil.legal_forename, pupil.legal_surname, "school_shared_text", text)
     # Pupils with no one of their surname born the same day, so nothing but the school
     # decides these cases.
     surnames_on = Counter((p.dob, p.legal_surname) for p in roll.pupils)
