@@ -1,14 +1,226 @@
-"""The `encompass-gateway` command line: thin wrappers over the operations."""
+"""The `encompass-gateway` command line: thin wrappers over the operations.
+
+Each command parses its options, builds what the operation needs (config, clock, state,
+rules) and prints the result. Errors of the gateway's own hierarchy end the command with
+their message and exit status 2; nothing here decides anything about a child.
+"""
 
 from __future__ import annotations
 
+import json
+import sqlite3
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
 import click
+
+from gateway.clock import Clock, FixedClock, SystemClock, parse_instant
+from gateway.config import LoadedConfig, load_config
+from gateway.errors import ConfigError, GatewayError, StateError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class Context:
+    config: LoadedConfig
+    clock: Clock
+
+
+def _reports_errors(command: F) -> F:
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except GatewayError as error:
+            click.echo(f"error: {error}", err=True)
+            sys.exit(2)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _instant(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Clock:
+    if value is None:
+        return SystemClock()
+    try:
+        return FixedClock(parse_instant(value))
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO-8601 instant (e.g. 2026-03-02T08:30:00+00:00)"
+        ) from None
 
 
 @click.group()
-def cli() -> None:
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Configuration file (default: $ENCOMPASS_CONFIG, else embedded defaults).",
+)
+@click.option(
+    "--now",
+    "clock",
+    callback=_instant,
+    metavar="ISO-8601",
+    help="Run as if it were this instant (a time without offset is Europe/London).",
+)
+@click.pass_context
+@_reports_errors
+def cli(ctx: click.Context, config_path: Path | None, clock: Clock) -> None:
     """Encompass Gateway: police domestic-abuse notifications to the right school."""
+    ctx.obj = Context(load_config(config_path), clock)
+
+
+@cli.group()
+def directory() -> None:
+    """The directory of schools, contacts and pupils."""
+
+
+@directory.command("import")
+@click.option("--gias", type=click.Path(path_type=Path, dir_okay=False), help="GIAS extract (CSV).")
+@click.option("--contacts", type=click.Path(path_type=Path, dir_okay=False), help="Contacts CSV.")
+@click.option(
+    "--roll", type=click.Path(path_type=Path, dir_okay=False), help="Pupil roll (.csv/.xlsx)."
+)
+@click.option("--roll-profile", help="Column profile of rules/pupil_roll.toml.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a tty).")
+@click.pass_obj
+@_reports_errors
+def directory_import(
+    obj: Context,
+    gias: Path | None,
+    contacts: Path | None,
+    roll: Path | None,
+    roll_profile: str | None,
+    progress: bool | None,
+) -> None:
+    """Replace the directory with the GIAS extract, contacts list and pupil roll.
+
+    The import is atomic: if any file cannot be imported, the previous directory stays whole.
+    """
+    from gateway.directory import import_directory, load_roll_profiles
+
+    settings = obj.config.config.directory
+    gias_path = _file_setting(obj, "gias", gias or settings.gias)
+    contacts_path = _file_setting(obj, "contacts", contacts or settings.contacts)
+    roll_path = _file_setting(obj, "pupil_roll", roll or settings.pupil_roll)
+    profile_name = roll_profile or settings.roll_profile
+    profiles = load_roll_profiles(obj.config.rules_dir)
+    if profile_name not in profiles:
+        raise ConfigError(
+            f"directory.roll_profile: {profile_name!r} is not a profile of "
+            f"{obj.config.rules_dir / 'pupil_roll.toml'}; allowed: {', '.join(sorted(profiles))}"
+        )
+    conn = _state(obj)
+    summary = import_directory(
+        conn,
+        gias=gias_path,
+        contacts=contacts_path,
+        roll=roll_path,
+        roll_columns=profiles[profile_name],
+        imported_at=obj.clock.now(),
+        progress=sys.stderr.isatty() if progress is None else progress,
+    )
+    click.echo(summary.render())
+
+
+@cli.command()
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="Print the plan; record nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@click.pass_obj
+@_reports_errors
+def process(obj: Context, file: Path, dry_run: bool, as_json: bool) -> None:
+    """Take in a police spreadsheet as if it had arrived now, and show what happens to each child.
+
+    Exit status 0 when the file was processed (exceptions included); 2 when it could not be read.
+    """
+    from gateway.intake_store import record_plan
+    from gateway.operations import plan_file
+
+    conn = _state(obj)
+    arrival = obj.clock.now()
+    intake, plan = plan_file(file, conn=conn, config=obj.config, arrival=arrival)
+    if as_json:
+        from gateway.plan import decision_json
+
+        click.echo(json.dumps([decision_json(d) for d in plan.decisions], indent=2))
+    else:
+        from gateway.plan import render_table
+
+        click.echo(render_table(plan))
+    if dry_run:
+        return
+    recorded = record_plan(conn, plan, incidents=len(intake.incidents))
+    if recorded.new:
+        message = f"recorded intake {recorded.intake_id}: {len(plan.decisions)} decisions"
+    else:
+        message = (
+            f"already processed as intake {recorded.intake_id} at "
+            f"{recorded.received_at.isoformat()}: nothing new recorded"
+        )
+    click.echo(message, err=as_json)
+
+
+@cli.command()
+@click.option(
+    "--workspace",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Keep the demo's files here (default: a new temporary folder, kept for inspection).",
+)
+@click.pass_obj
+@_reports_errors
+def demo(obj: Context, workspace: Path | None) -> None:
+    """Generate a sample directory and police spreadsheet and show the plan for every child.
+
+    Runs on a simulated Monday morning in term unless --now is given. Nothing is sent.
+    """
+    from gateway.demo import DEMO_MORNING, run_demo
+    from gateway.plan import render_table
+
+    now = obj.clock.now() if isinstance(obj.clock, FixedClock) else DEMO_MORNING
+    workspace = workspace or Path(tempfile.mkdtemp(prefix="encompass-demo-"))
+    result = run_demo(workspace, now=now)
+    click.echo(f"Demo workspace: {workspace} (synthetic data only)")
+    click.echo(f"Simulated arrival of the police spreadsheet: {now.isoformat()}\n")
+    click.echo(result.directory.render())
+    click.echo("")
+    click.echo(render_table(result.plan))
+    click.echo("")
+    click.echo(f"Police spreadsheet: {result.sample.workbook}")
+    click.echo(f"Directory files:    {result.sample.directory.gias.parent}")
+    click.echo(
+        "Try it yourself:    encompass-gateway --config "
+        f"{result.sample.config} process {result.sample.workbook} --dry-run"
+    )
+
+
+def _file_setting(obj: Context, key: str, path: Path | None) -> Path:
+    if path is None:
+        option = "--roll" if key == "pupil_roll" else f"--{key}"
+        raise ConfigError(
+            f"{obj.config.source or 'the configuration'}: directory.{key} is not set; "
+            f"set it there or pass {option}"
+        )
+    return path
+
+
+def _state(obj: Context) -> sqlite3.Connection:
+    from gateway.store import open_state
+
+    database = obj.config.database
+    if not database.parent.exists() and obj.config.source is None:
+        raise StateError(
+            f"no configuration given and {database.parent} does not exist; "
+            "pass --config or set ENCOMPASS_CONFIG"
+        )
+    return open_state(database)
 
 
 def main() -> None:
-    cli()
+    cli(prog_name="encompass-gateway")
