@@ -292,10 +292,12 @@ def open_roll(path: Path, columns: RollColumns, log: ImportLog) -> Records[Pupil
     i_upn, i_forename, i_surname = col["upn"], col["legal_forename"], col["legal_surname"]
     i_dob, i_urn = col["dob"], col["urn"]
     i_entry, i_leaving = col.get("entry_date"), col.get("leaving_date")
-    optional_text = {
-        field: col.get(field)
-        for field in ("preferred_forename", "preferred_surname", "middle_names", "postcode")
-    }
+    i_preferred_forename = col.get("preferred_forename")
+    i_preferred_surname = col.get("preferred_surname")
+    i_middle, i_postcode = col.get("middle_names"), col.get("postcode")
+
+    def optional(cells: Cells, index: int | None) -> str:
+        return "" if index is None else cell_text(cells[index])
 
     def parse(where: str, cells: Cells) -> Pupil | None:
         cells = table.padded(cells)
@@ -318,19 +320,18 @@ def open_roll(path: Path, columns: RollColumns, log: ImportLog) -> Records[Pupil
         if problem is not None:
             log.invalid_upns += 1
             log.warn(where, columns.upn, upn, f"{problem}; pupil imported")
-        text = {
-            field: "" if index is None else cell_text(cells[index])
-            for field, index in optional_text.items()
-        }
         return Pupil(
             upn=upn,
             legal_forename=forename,
             legal_surname=surname,
             dob=dob,
             urn=urn,
+            preferred_forename=optional(cells, i_preferred_forename),
+            preferred_surname=optional(cells, i_preferred_surname),
+            middle_names=optional(cells, i_middle),
+            postcode=optional(cells, i_postcode),
             entry_date=entry,
             leaving_date=leaving,
-            **text,
         )
 
     return Records(table, parse)
