@@ -19,7 +19,7 @@ from gateway.directory import (
     import_directory,
     load_roll_profiles,
 )
-from gateway.errors import DirectoryImportError, RulesError
+from gateway.errors import DirectoryImportError, RulesError, StateError
 from gateway.model import ContactRole
 from gateway.store import open_state
 from gateway.upn import upn_check_letter
@@ -817,3 +817,50 @@ def test_roll_profile_with_unknown_key_is_a_rules_error(tmp_path: Path) -> None:
     )
     with pytest.raises(RulesError, match=r"profiles\.odd\.house: unknown key"):
         load_roll_profiles(tmp_path)
+
+
+# --------------------------------------------------------------------------------------
+# Encodings and a busy database
+
+
+def test_gias_with_a_byte_undefined_in_windows_1252_is_refused_naming_the_line(
+    files: Files, conn: sqlite3.Connection
+) -> None:
+    with files.gias.open("ab") as handle:
+        handle.write(b"110009,873,Cambridgeshire,2001,Bad \x81 School\r\n")
+    with pytest.raises(DirectoryImportError, match=r"edubasealldata\.csv: line 5: not cp1252"):
+        files.run(conn)
+
+
+def test_gias_resaved_as_utf8_with_a_bom_is_read_as_utf8(
+    files: Files, conn: sqlite3.Connection
+) -> None:
+    write_csv(files.gias, GIAS_HEADER, [school(110001, ACCENTED)], encoding="utf-8-sig")
+    files.run(conn)
+    establishment = SqliteDirectory(conn).establishment(110001)
+    assert establishment is not None
+    assert establishment.name == ACCENTED
+
+
+def test_contacts_list_saved_in_windows_1252_is_refused_with_advice(
+    files: Files, conn: sqlite3.Connection
+) -> None:
+    write_csv(files.contacts, CONTACT_HEADER, [contact(110001, Name="Zoë Brown")], "cp1252")
+    with pytest.raises(DirectoryImportError, match=r"contacts\.csv: line 2: .*as CSV UTF-8"):
+        files.run(conn)
+
+
+def test_import_while_another_writer_holds_the_database_changes_nothing(
+    files: Files, conn: sqlite3.Connection, tmp_path: Path
+) -> None:
+    files.run(conn)
+    other = open_state(tmp_path / "state" / "gateway.db")
+    other.execute("BEGIN IMMEDIATE")
+    conn.execute("PRAGMA busy_timeout = 0")
+    try:
+        with pytest.raises(StateError, match="cannot start the directory import"):
+            files.run(conn)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert conn.execute("SELECT COUNT(*) FROM directory_import").fetchone()[0] == 1
