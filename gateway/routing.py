@@ -251,8 +251,15 @@ def _by_calendar(
         return replace(base, reason=f"{action} {when}.{unknown_dates}", due=due.at)
 
     assert due.reopens is not None  # a closed Due always says when the school reopens
-    alert = risk is Risk.HIGH
-    alerted = " High risk: the Education Safeguarding Manager is alerted now." if alert else ""
+    # A risk the police did not give could be High: while the school is closed nobody else
+    # will see the incident, so the manager is told rather than the gap being guessed away.
+    alert = risk is Risk.HIGH or risk is None
+    alerted = (
+        f" {'High risk' if risk else 'Risk not given'}: the Education Safeguarding Manager is"
+        " alerted now."
+        if alert
+        else ""
+    )
     closed = f"{base.school_name} is closed ({due.closed_for}) until {_moment(due.reopens)}"
     if policy.closed_school == "withhold":
         return replace(

@@ -66,7 +66,10 @@ def child(dob: date | None = date(2016, 3, 4), **changes: object) -> ChildRecord
 
 
 def incident(
-    kid: ChildRecord, *, occurred_at: datetime | None = FRIDAY_NIGHT, risk: Risk = Risk.STANDARD
+    kid: ChildRecord,
+    *,
+    occurred_at: datetime | None = FRIDAY_NIGHT,
+    risk: Risk | None = Risk.STANDARD,
 ) -> Incident:
     return Incident("CC-20251114-0042", occurred_at, risk, None, (kid,))
 
@@ -92,7 +95,7 @@ def route(
     match: MatchResult | None = None,
     arrival: datetime = SATURDAY_MORNING,
     policy: RoutingPolicy | None = None,
-    risk: Risk = Risk.STANDARD,
+    risk: Risk | None = Risk.STANDARD,
     occurred_at: datetime | None = FRIDAY_NIGHT,
 ) -> Decision:
     kid = kid or child()
@@ -177,6 +180,12 @@ def test_high_risk_in_half_term_alerts_manager(calendar: SchoolCalendar) -> None
     decision = route(calendar, arrival=HALF_TERM_SATURDAY, risk=Risk.HIGH)
     assert (decision.outcome, decision.manager_alert) == (Outcome.WITHHOLD, True)
     assert "Education Safeguarding Manager" in decision.reason
+
+
+def test_unknown_risk_in_half_term_alerts_manager(calendar: SchoolCalendar) -> None:
+    decision = route(calendar, arrival=HALF_TERM_SATURDAY, risk=None)
+    assert (decision.outcome, decision.manager_alert) == (Outcome.WITHHOLD, True)
+    assert "Risk not given" in decision.reason
 
 
 def test_defer_policy_sends_on_first_day_back(calendar: SchoolCalendar) -> None:
