@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -121,7 +121,7 @@ def import_directory(
                 "INSERT INTO directory_import (imported_at, source, establishments, contacts, "
                 "pupils, warnings) VALUES (?, ?, ?, ?, ?, ?)",
                 (
-                    imported_at.isoformat(),
+                    imported_at.astimezone(UTC).isoformat(),
                     f"gias={gias}; contacts={contacts}; roll={roll}",
                     len(counts.open_by_urn),
                     counts.contacts,

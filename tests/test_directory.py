@@ -714,10 +714,10 @@ def test_roll_with_no_usable_pupil_is_refused(
     assert len(SqliteDirectory(conn).pupils_born_on(date(2015, 2, 1))) == 2
 
 
-def test_import_is_recorded(files: Files, conn: sqlite3.Connection) -> None:
-    files.run(conn)
+def test_import_is_recorded_with_its_time_in_utc(files: Files, conn: sqlite3.Connection) -> None:
+    files.run(conn, imported_at=datetime(2026, 6, 1, 8, 0, tzinfo=LONDON))
     row = conn.execute("SELECT * FROM directory_import").fetchone()
-    assert datetime.fromisoformat(row["imported_at"]) == NOW
+    assert row["imported_at"] == "2026-06-01T07:00:00+00:00"
     assert (row["establishments"], row["contacts"], row["pupils"], row["warnings"]) == (
         3,
         1,
