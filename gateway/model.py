@@ -85,7 +85,8 @@ class ChildRecord:
 class Incident:
     """One police-attended domestic abuse incident and the children present.
 
-    `occurred_at` is timezone-aware (Europe/London) when known; `problems` holds what was
+    `occurred_at` is timezone-aware (Europe/London) when known; when the police gave the
+    date alone it is 00:00 that day and `time_known` is False. `problems` holds what was
     wrong with the incident's own cells (they make every child of the incident an exception).
     """
 
@@ -99,6 +100,7 @@ class Incident:
     postcode: str = ""
     other_info: str = ""
     problems: tuple[CellProblem, ...] = ()
+    time_known: bool = True
 
 
 @dataclass(frozen=True)

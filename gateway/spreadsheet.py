@@ -13,7 +13,7 @@ Both layouts: one row per child with the incident's cells repeated (or merged do
 rows), grouped into one Incident per reference; and one row per incident with "Child 1 ...",
 "Child 2 ..." column groups. Formula cells are kept as their text ("=...") and never
 evaluated. An incident whose date is known but not its time has `occurred_at` at 00:00
-Europe/London: the model has no separate "time unknown", and the date is what the rules use.
+Europe/London and `time_known` False, so nothing later shows a midnight the police never wrote.
 """
 
 from __future__ import annotations
@@ -265,7 +265,7 @@ class _Cell:
 class _Reading:
     """One incident value as read from one row, kept to compare with the other rows."""
 
-    value: datetime | Risk | CrimeStatus | str
+    value: datetime | date | Risk | CrimeStatus | str  # a date alone: the time is unknown
     cell: _Cell  # where it was read (the date's cell when date and time are two columns)
     shown: str  # the value as the police wrote it
 
@@ -477,7 +477,7 @@ class _WorkbookReader:
         if at is None or time_cell is None:
             if isinstance(moment, datetime):
                 return _Reading(moment, source, source.text)
-            return _Reading(_at_london(moment, time(0, 0)), source, source.text)
+            return _Reading(moment, source, source.text)
         if isinstance(moment, datetime) and moment.time() != at:
             values.problems.append(
                 values.problem(
@@ -559,9 +559,15 @@ def _incident(parts: _IncidentParts) -> Incident:
         return reading.value if reading else None
 
     occurred, risk, crime = value("occurred_at"), value("risk"), value("crime_status")
+    if isinstance(occurred, date) and not isinstance(occurred, datetime):
+        occurred = _at_london(occurred, time(0, 0))
+        time_known = False
+    else:
+        time_known = True
     return Incident(
         ref=parts.ref,
         occurred_at=occurred if isinstance(occurred, datetime) else None,
+        time_known=time_known,
         risk=risk if isinstance(risk, Risk) else None,
         crime_status=crime if isinstance(crime, CrimeStatus) else None,
         children=tuple(parts.children),
@@ -710,4 +716,6 @@ def _same_moment(first: datetime | date, second: datetime | date) -> bool:
 def _same_value(first: object, second: object) -> bool:
     if isinstance(first, str) and isinstance(second, str):
         return _squash(first) == _squash(second)
+    if isinstance(first, date) and isinstance(second, date):
+        return _same_moment(first, second)
     return first == second

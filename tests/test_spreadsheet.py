@@ -186,6 +186,7 @@ def test_golden_daily_spreadsheet_reads_exactly() -> None:
             Incident(
                 ref="CC-25-0105",
                 occurred_at=datetime(2025, 3, 2, 0, 0, tzinfo=LONDON),
+                time_known=False,
                 risk=Risk.STANDARD,
                 crime_status=CrimeStatus.CRIME,
                 children=(
@@ -648,10 +649,16 @@ def test_excel_datetime_and_time_cells_are_read() -> None:
     assert incident.occurred_at == datetime(2025, 2, 1, 14, 30, tzinfo=LONDON)
 
 
-def test_incident_date_without_time_is_midnight_london() -> None:
+def test_incident_date_without_time_is_that_day_with_the_time_unknown() -> None:
     (incident,) = read(long_sheet(["R1", "01/02/2025", None, "", "", "Jo Bloggs"])).incidents
     assert incident.occurred_at == datetime(2025, 2, 1, 0, 0, tzinfo=LONDON)
+    assert not incident.time_known
     assert incident.problems == ()
+
+
+def test_incident_date_with_time_has_the_time_known() -> None:
+    (incident,) = read(long_sheet(["R1", "01/02/2025", "14:30", "", "", "Jo Bloggs"])).incidents
+    assert incident.time_known
 
 
 def test_time_column_that_disagrees_with_the_time_in_the_date_column_is_a_problem() -> None:
