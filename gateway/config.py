@@ -14,8 +14,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
 from gateway.errors import ConfigError, SecretError
 from gateway.validation import Strict, read_toml, validate
@@ -74,11 +75,71 @@ class IntakeSection(Strict):
     max_compression_ratio: float = Field(default=100, gt=1)
 
 
+Fingerprint = Annotated[str, StringConstraints(pattern=r"^[0-9A-F]{40}$")]
+_LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+
+class NavigatorSection(Strict):
+    """The Education Navigator: the sender of every notification and signer of every message."""
+
+    name: str = "Education Navigator"
+    email: str = "navigator@mash.example.org"
+    phone: str = ""
+    # The Navigator's OpenPGP key (40 upper-case hex digits): signs every outgoing message.
+    fingerprint: Fingerprint | None = None
+    passphrase: SecretRef | None = None
+
+
+class GnupgSection(Strict):
+    # The gateway's own GnuPG home (created 0700). Keep it short: gpg-agent's socket path
+    # must fit in 108 bytes.
+    home: Path = Path("state/gnupg")
+
+
+class SmtpSection(Strict):
+    """SMTP submission for outgoing mail: TLS required ("none" only for a loopback test server)."""
+
+    host: str = "localhost"
+    port: int = Field(default=587, gt=0, lt=65536)
+    tls: Literal["starttls", "implicit", "none"] = "starttls"
+    username: str | None = None
+    password: SecretRef | None = None
+    ca_file: Path | None = None  # trust this CA instead of the system's (a private relay)
+    timeout_seconds: float = Field(default=30, gt=0, le=600)
+
+    @model_validator(mode="after")
+    def _plaintext_only_on_loopback(self) -> SmtpSection:
+        if self.tls == "none" and self.host not in _LOOPBACK_HOSTS:
+            raise ValueError(
+                f'tls = "none" is allowed only for a loopback test server '
+                f"({', '.join(_LOOPBACK_HOSTS)}), not {self.host!r}"
+            )
+        if self.password is not None and self.username is None:
+            raise ValueError("password is set but username is not")
+        return self
+
+
+class DispatchSection(Strict):
+    # Temporary failures (4xx, connection refused) are retried with growing pauses until
+    # this long after the message was due; then it becomes an exception for the Navigator.
+    retry_window_minutes: float = Field(default=120, gt=0)
+    first_retry_seconds: float = Field(default=60, gt=0)
+    max_retry_seconds: float = Field(default=900, gt=0)
+    # The domain of Message-IDs and of the per-message return path (bounces come back to
+    # bounces+<token>@ this domain, so each one maps to its message without guessing).
+    domain: str = "mash.example.org"
+    bounce_local_part: str = "bounces"
+
+
 class Config(Strict):
     state: StateSection = StateSection()
     rules: RulesSection = RulesSection()
     directory: DirectorySection = DirectorySection()
     intake: IntakeSection = IntakeSection()
+    navigator: NavigatorSection = NavigatorSection()
+    gnupg: GnupgSection = GnupgSection()
+    smtp: SmtpSection = SmtpSection()
+    dispatch: DispatchSection = DispatchSection()
 
 
 @dataclass(frozen=True)
@@ -127,11 +188,26 @@ def _absolute(config: Config, base: Path) -> Config:
     def fix(value: Path) -> Path:
         return (base / value.expanduser()).resolve()
 
+    def secret(ref: SecretRef | None) -> SecretRef | None:
+        if ref is None or ref.file is None:
+            return ref
+        return SecretRef(file=fix(ref.file))
+
     directory = config.directory
     return config.model_copy(
         update={
             "state": StateSection(database=fix(config.state.database)),
             "rules": RulesSection(directory=fix(config.rules.directory)),
+            "gnupg": GnupgSection(home=fix(config.gnupg.home)),
+            "smtp": config.smtp.model_copy(
+                update={
+                    "ca_file": config.smtp.ca_file and fix(config.smtp.ca_file),
+                    "password": secret(config.smtp.password),
+                }
+            ),
+            "navigator": config.navigator.model_copy(
+                update={"passphrase": secret(config.navigator.passphrase)}
+            ),
             "directory": directory.model_copy(
                 update={
                     name: fix(value)

@@ -240,6 +240,13 @@ class ExceptionKind(StrEnum):
     SCHOOL_CONFLICT = "school_conflict"
     CLOSED_ESTABLISHMENT = "closed_establishment"
     UNKNOWN_ESTABLISHMENT = "unknown_establishment"  # the roll names a URN GIAS does not have
+    # Sealing and delivery: a notification that could not safely leave (fail closed).
+    NO_CONTACT = "no_contact"  # the school has no DSL, deputy DSL or DA Lead on the list
+    NO_KEY = "no_key"  # no contact has a pinned fingerprint whose key is in the keyring
+    KEY_EXPIRED = "key_expired"
+    KEY_REVOKED = "key_revoked"
+    KEY_MISMATCH = "key_mismatch"  # the keyring's key for the contact is not the pinned one
+    SEND_FAILED = "send_failed"  # refused by the mail server (5xx) or retries exhausted
 
 
 @dataclass(frozen=True)
@@ -257,3 +264,23 @@ class Decision:
     candidates: tuple[Candidate, ...] = ()
     manager_alert: bool = False  # High risk while the school is closed: tell the manager now
     telephone: str = ""  # the setting's number, for a telephone task
+
+
+# --------------------------------------------------------------------------------------
+# Notifications
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One school's notification about one incident, naming only that school's children.
+
+    `reference` is the only identifier that appears outside the encryption (subject, headers,
+    logs); everything else travels sealed.
+    """
+
+    reference: str
+    incident: Incident
+    urn: int
+    school_name: str
+    children: tuple[ChildRecord, ...]
+    due: datetime

@@ -90,6 +90,53 @@ MIGRATIONS: tuple[str, ...] = (
         UNIQUE (intake_id, child_key)
     );
     """,
+    """
+    CREATE TABLE notification (
+        reference TEXT PRIMARY KEY,
+        intake_id INTEGER NOT NULL REFERENCES intake (id),
+        incident_ref TEXT NOT NULL,
+        urn INTEGER NOT NULL,
+        due TEXT NOT NULL,
+        state TEXT NOT NULL,
+        exception_kind TEXT,
+        reason TEXT NOT NULL,
+        content TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        UNIQUE (incident_ref, urn)
+    );
+    CREATE TABLE message (
+        id INTEGER PRIMARY KEY,
+        reference TEXT NOT NULL REFERENCES notification (reference),
+        contact_role TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        message_id TEXT NOT NULL UNIQUE,
+        return_path TEXT NOT NULL,
+        due TEXT NOT NULL,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt TEXT,
+        last_error TEXT NOT NULL DEFAULT '',
+        sealed_at TEXT NOT NULL,
+        sent_at TEXT,
+        body BLOB NOT NULL,
+        UNIQUE (reference, recipient)
+    );
+    CREATE INDEX message_state_due ON message (state, due);
+    CREATE TABLE audit (
+        seq INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        event TEXT NOT NULL,
+        data TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );
+    CREATE TRIGGER audit_append_only_update BEFORE UPDATE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_append_only_delete BEFORE DELETE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    """,
 )
 
 
@@ -125,4 +172,13 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
 
 
 def _statements(script: str) -> list[str]:
-    return [s.strip() for s in script.split(";") if s.strip()]
+    # Split on ";" only where SQLite agrees a statement is complete (triggers hold several).
+    statements: list[str] = []
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                statements.append(pending.strip())
+            pending = ""
+    return statements

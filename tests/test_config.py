@@ -102,3 +102,29 @@ def test_missing_secret_names_its_source(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_secret_ref_needs_exactly_one_source(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="exactly one"):
         SecretRef(env="A", file=tmp_path / "b")
+
+
+def test_plaintext_smtp_is_refused_for_a_remote_host(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"smtp: .*only for a loopback test server"):
+        load_config(write(tmp_path, '[smtp]\nhost = "smtp.example.org"\ntls = "none"\n'))
+
+
+def test_plaintext_smtp_is_allowed_on_loopback(tmp_path: Path) -> None:
+    loaded = load_config(write(tmp_path, '[smtp]\nhost = "127.0.0.1"\ntls = "none"\n'))
+    assert loaded.config.smtp.tls == "none"
+
+
+def test_unknown_tls_mode_lists_the_allowed_ones(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"smtp.tls: .*'starttls', 'implicit' or 'none'"):
+        load_config(write(tmp_path, '[smtp]\ntls = "ssl"\n'))
+
+
+def test_navigator_fingerprint_must_be_forty_hex_digits(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"navigator.fingerprint"):
+        load_config(write(tmp_path, '[navigator]\nfingerprint = "DEADBEEF"\n'))
+
+
+def test_secret_file_is_relative_to_the_config_file(tmp_path: Path) -> None:
+    path = write(tmp_path, '[smtp]\nusername = "nav"\npassword = { file = "smtp.secret" }\n')
+    password = load_config(path).config.smtp.password
+    assert password is not None and password.file == tmp_path / "smtp.secret"
