@@ -156,7 +156,7 @@ def process(obj: Context, file: Path, dry_run: bool, as_json: bool) -> None:
         click.echo(render_table(plan))
     if dry_run:
         return
-    recorded = record_plan(conn, plan, incidents=len(intake.incidents))
+    recorded = record_plan(conn, plan, incidents=len(intake.incidents), actor="cli:process")
     if recorded.new:
         message = f"recorded intake {recorded.intake_id}: {len(plan.decisions)} decisions"
     else:

@@ -7,6 +7,7 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from gateway import audit
 from gateway.plan import Plan, child_key, decision_json
 
 
@@ -17,7 +18,7 @@ class Recorded:
     received_at: datetime
 
 
-def record_plan(conn: sqlite3.Connection, plan: Plan, *, incidents: int) -> Recorded:
+def record_plan(conn: sqlite3.Connection, plan: Plan, *, incidents: int, actor: str) -> Recorded:
     """Record the intake and every decision in one transaction.
 
     The file's SHA-256 is the idempotency key: processing the same bytes again (a resend, a
@@ -65,6 +66,29 @@ def record_plan(conn: sqlite3.Connection, plan: Plan, *, incidents: int) -> Reco
                 for d in plan.decisions
             ],
         )
+        audit.append(
+            conn,
+            "intake.recorded",
+            actor=actor,
+            at=plan.arrival,
+            intake=intake_id,
+            sha256=plan.sha256,
+            child_count=len(plan.decisions),
+        )
+        for decision in plan.decisions:
+            audit.append(
+                conn,
+                f"decision.{decision.outcome.value}",
+                actor=actor,
+                at=plan.arrival,
+                intake=intake_id,
+                incident_ref=decision.incident_ref,
+                row=child_key(decision),
+                urn=decision.urn,
+                exception_kind=decision.exception_kind.value if decision.exception_kind else None,
+                due=decision.due.astimezone(UTC).isoformat() if decision.due else None,
+                manager_alert=decision.manager_alert,
+            )
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
