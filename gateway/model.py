@@ -284,3 +284,12 @@ class Notification:
     school_name: str
     children: tuple[ChildRecord, ...]
     due: datetime
+
+    def __post_init__(self) -> None:
+        # Data minimisation by construction: the incident travels without its own list of
+        # children, so nothing downstream can name a sibling who attends another school.
+        if self.incident.children:
+            raise ValueError(
+                "a Notification carries its incident without the incident's children "
+                "(use dataclasses.replace(incident, children=())); only `children` is shared"
+            )

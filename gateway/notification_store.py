@@ -1,0 +1,206 @@
+"""Notifications in the state database: planned once per (incident, school), then sealed or
+turned into an exception.
+
+A notification is stored, with the content it will carry, before anything is sealed or
+sent, so a crash between planning and sealing resumes from the database and never loses it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from gateway import audit
+from gateway.model import (
+    ChildRecord,
+    CrimeStatus,
+    ExceptionKind,
+    Incident,
+    Notification,
+    Risk,
+    SourceRow,
+)
+
+
+class NotificationState:
+    PLANNED = "planned"
+    SEALED = "sealed"
+    EXCEPTION = "exception"
+
+
+@dataclass(frozen=True)
+class StoredNotification:
+    notification: Notification
+    state: str
+
+
+def save_planned(
+    conn: sqlite3.Connection,
+    notification: Notification,
+    *,
+    intake_id: int,
+    at: datetime,
+    actor: str,
+) -> bool:
+    """Record a planned notification; False when this incident was already planned for this
+    school (a resent spreadsheet): nothing is planned or sent twice."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        cursor = conn.execute(
+            "INSERT OR IGNORE INTO notification (reference, intake_id, incident_ref, urn, due,"
+            " state, reason, content, created_at) VALUES (?, ?, ?, ?, ?, ?, '', ?, ?)",
+            (
+                notification.reference,
+                intake_id,
+                notification.incident.ref,
+                notification.urn,
+                _utc(notification.due),
+                NotificationState.PLANNED,
+                json.dumps(notification_json(notification), sort_keys=True),
+                _utc(at),
+            ),
+        )
+        new = cursor.rowcount == 1
+        audit.append(
+            conn,
+            "notification.planned" if new else "notification.already_planned",
+            actor=actor,
+            at=at,
+            reference=notification.reference,
+            intake=intake_id,
+            incident_ref=notification.incident.ref,
+            urn=notification.urn,
+            due=_utc(notification.due),
+            child_count=len(notification.children),
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return new
+
+
+def planned(conn: sqlite3.Connection) -> list[Notification]:
+    """Every notification planned but not yet sealed or excepted, oldest due first."""
+    rows = conn.execute(
+        "SELECT content FROM notification WHERE state = ? ORDER BY due, reference",
+        (NotificationState.PLANNED,),
+    ).fetchall()
+    return [notification_from_json(json.loads(row["content"])) for row in rows]
+
+
+def mark(
+    conn: sqlite3.Connection,
+    reference: str,
+    state: str,
+    *,
+    at: datetime,
+    actor: str,
+    kind: ExceptionKind | None = None,
+    reason: str = "",
+) -> None:
+    """Move a notification to `state`, inside the caller's transaction, with its audit entry."""
+    conn.execute(
+        "UPDATE notification SET state = ?, exception_kind = ?, reason = ? WHERE reference = ?",
+        (state, kind.value if kind else None, reason, reference),
+    )
+    audit.append(
+        conn,
+        f"notification.{state}",
+        actor=actor,
+        at=at,
+        reference=reference,
+        exception_kind=kind.value if kind else None,
+    )
+
+
+def _utc(instant: datetime) -> str:
+    return instant.astimezone(UTC).isoformat()
+
+
+# --------------------------------------------------------------------------------------
+# The notification's content as JSON (personal data: kept only as long as retention allows)
+
+
+def notification_json(notification: Notification) -> dict[str, Any]:
+    return {
+        "reference": notification.reference,
+        "urn": notification.urn,
+        "school_name": notification.school_name,
+        "due": notification.due.isoformat(),
+        "incident": _incident_json(notification.incident),
+        "children": [_child_json(child) for child in notification.children],
+    }
+
+
+def notification_from_json(data: dict[str, Any]) -> Notification:
+    return Notification(
+        reference=data["reference"],
+        incident=_incident_from_json(data["incident"]),
+        urn=data["urn"],
+        school_name=data["school_name"],
+        children=tuple(_child_from_json(child) for child in data["children"]),
+        due=datetime.fromisoformat(data["due"]),
+    )
+
+
+def _incident_json(incident: Incident) -> dict[str, Any]:
+    # The incident's children are not repeated here: only this school's travel with it.
+    return {
+        "ref": incident.ref,
+        "occurred_at": incident.occurred_at.isoformat() if incident.occurred_at else None,
+        "time_known": incident.time_known,
+        "risk": incident.risk.value if incident.risk else None,
+        "crime_status": incident.crime_status.value if incident.crime_status else None,
+        "circumstances": incident.circumstances,
+        "location": incident.location,
+        "postcode": incident.postcode,
+        "other_info": incident.other_info,
+    }
+
+
+def _incident_from_json(data: dict[str, Any]) -> Incident:
+    return Incident(
+        ref=data["ref"],
+        occurred_at=datetime.fromisoformat(data["occurred_at"]) if data["occurred_at"] else None,
+        time_known=data["time_known"],
+        risk=Risk(data["risk"]) if data["risk"] else None,
+        crime_status=CrimeStatus(data["crime_status"]) if data["crime_status"] else None,
+        children=(),
+        circumstances=data["circumstances"],
+        location=data["location"],
+        postcode=data["postcode"],
+        other_info=data["other_info"],
+    )
+
+
+def _child_json(child: ChildRecord) -> dict[str, Any]:
+    return {
+        "forename": child.forename,
+        "surname": child.surname,
+        "dob": child.dob.isoformat() if child.dob else None,
+        "involvement": child.involvement,
+        "relationship": child.relationship,
+        "school_text": child.school_text,
+        "postcode": child.postcode,
+        "voice_of_child": child.voice_of_child,
+        "source": [child.source.file, child.source.sheet, child.source.row, child.source.group],
+    }
+
+
+def _child_from_json(data: dict[str, Any]) -> ChildRecord:
+    file, sheet, row, group = data["source"]
+    return ChildRecord(
+        forename=data["forename"],
+        surname=data["surname"],
+        dob=date.fromisoformat(data["dob"]) if data["dob"] else None,
+        source=SourceRow(file, sheet, row, group),
+        involvement=data["involvement"],
+        relationship=data["relationship"],
+        school_text=data["school_text"],
+        postcode=data["postcode"],
+        voice_of_child=data["voice_of_child"],
+    )
