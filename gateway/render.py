@@ -1,0 +1,200 @@
+"""A notification as the DSL reads it: the text and HTML parts, from the jinja2 templates in
+templates/notification/ (`full.txt`, `full.html`, `minimal.txt`, `minimal.html`).
+
+What is rendered here is the INNER entity that the OpenPGP sealing encrypts; nothing of it
+appears outside the encryption except the subject, which carries the reference code alone.
+
+Every value the police wrote is untrusted text. It reaches the templates only after
+`_clean` (control and bidirectional-override characters removed, line breaks normalised),
+the HTML templates escape it (autoescaping is on for everything but `.txt`), and it is
+never template source. The environment is sandboxed and loads only from its own folder, and
+an undefined variable is an error, never an empty space in a notification.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import date, datetime
+from email.message import EmailMessage
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+
+from gateway.clock import LONDON
+from gateway.model import ChildRecord, Notification
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+NOTIFICATION_TEMPLATES = ("full", "minimal")  # the values of rules/routing.toml `template`
+
+_NOT_RECORDED = "not recorded"
+_NOT_GIVEN = "not given"
+
+# Line and paragraph separators that some systems write for a new line.
+_LINE_BREAKS = re.compile(r"\r\n|[\r\x85\u2028\u2029]")
+# Bidirectional embeddings, overrides, isolates and marks: in a name or a reference they
+# can make the text shown differ from the text written (Trojan Source, CVE-2021-42574).
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+@dataclass(frozen=True)
+class NavigatorContact:
+    """Who the DSL replies to and telephones: the Navigator of the configuration."""
+
+    name: str
+    email: str
+    phone: str = ""
+
+
+def subject_for(reference: str, *, amendment: bool = False) -> str:
+    """The subject of a notification: its reference code and nothing about the child, the
+    school or the incident (the subject travels outside the encryption)."""
+    subject = f"Operation Encompass notification {reference}"
+    return f"{subject} (amended)" if amendment else subject
+
+
+def render_notification(
+    notification: Notification,
+    *,
+    navigator: NavigatorContact,
+    template: str,
+    amendment_of: str | None = None,
+    templates_dir: Path = TEMPLATES_DIR,
+) -> EmailMessage:
+    """The notification's inner MIME entity: multipart/alternative of text/plain and
+    text/html (UTF-8, quoted-printable), with the subject as a protected header inside.
+
+    `template` is "full" or "minimal" (rules/routing.toml). `amendment_of` is the reference
+    of the notification this one replaces, when the police amended the incident.
+    Raises ValueError for another template name or a blank `amendment_of`, and
+    jinja2.UndefinedError when a template uses a value that is not given.
+    """
+    if template not in NOTIFICATION_TEMPLATES:
+        raise ValueError(
+            f"notification template {template!r} is not one of {', '.join(NOTIFICATION_TEMPLATES)}"
+        )
+    if amendment_of is not None and not _line(amendment_of):
+        raise ValueError("an amendment must name the reference of the notification it replaces")
+    environment = template_environment(templates_dir)
+    subject = subject_for(notification.reference, amendment=amendment_of is not None)
+    context = _context(notification, navigator, subject, amendment_of)
+    text = environment.get_template(f"notification/{template}.txt").render(context)
+    html = environment.get_template(f"notification/{template}.html").render(context)
+
+    message = EmailMessage()
+    # Protected headers (draft-autocrypt-lamps-protected-headers): the inner subject is what
+    # a PGP-aware client shows once decrypted; here it matches the outer one.
+    message["Subject"] = subject
+    message.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
+    message.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
+    message.set_param("protected-headers", "v1")
+    return message
+
+
+@lru_cache(maxsize=4)
+def template_environment(directory: Path = TEMPLATES_DIR) -> jinja2.Environment:
+    """The sandboxed, strict jinja2 environment over `directory` (autoescaping on for all
+    but `.txt` templates)."""
+    return SandboxedEnvironment(
+        loader=jinja2.FileSystemLoader(directory),
+        autoescape=jinja2.select_autoescape(
+            disabled_extensions=("txt",), default_for_string=True, default=True
+        ),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def uk_datetime(instant: datetime) -> str:
+    """'Saturday 28 February 2026, 22:15' in Europe/London."""
+    local = instant.astimezone(LONDON)
+    return f"{uk_date(local.date(), weekday=True)}, {local:%H:%M}"
+
+
+def uk_date(day: date, *, weekday: bool = False) -> str:
+    """'28 February 2026', or 'Saturday 28 February 2026' with the weekday."""
+    text = f"{day.day} {day:%B %Y}"
+    return f"{day:%A} {text}" if weekday else text
+
+
+def _context(
+    notification: Notification,
+    navigator: NavigatorContact,
+    subject: str,
+    amendment_of: str | None,
+) -> dict[str, Any]:
+    incident = notification.incident
+    return {
+        "subject": subject,
+        "reference": notification.reference,
+        "amendment_of": _line(amendment_of) if amendment_of is not None else None,
+        "school_name": _line(notification.school_name),
+        "incident": {
+            "ref": _line(incident.ref) or _NOT_RECORDED,
+            "when": _when(incident.occurred_at, incident.time_known),
+            "location": _line(incident.location) or _NOT_RECORDED,
+            "risk": incident.risk.value if incident.risk is not None else _NOT_GIVEN,
+            "crime_status": (
+                incident.crime_status.value if incident.crime_status is not None else _NOT_GIVEN
+            ),
+            "circumstances": _lines(incident.circumstances),
+            "other_info": _lines(incident.other_info),
+        },
+        "children": [_child(child) for child in notification.children],
+        "navigator": {
+            "name": _line(navigator.name),
+            "email": _line(navigator.email),
+            "phone": _line(navigator.phone),
+        },
+    }
+
+
+def _child(child: ChildRecord) -> dict[str, Any]:
+    return {
+        "name": _line(child.display_name) or _NOT_RECORDED,
+        "dob": uk_date(child.dob) if child.dob is not None else _NOT_RECORDED,
+        "involvement": _line(child.involvement) or _NOT_RECORDED,
+        "relationship": _line(child.relationship) or _NOT_RECORDED,
+        "voice": _lines(child.voice_of_child),
+    }
+
+
+def _when(occurred_at: datetime | None, time_known: bool) -> str:
+    if occurred_at is None:
+        return "date and time not recorded"
+    if not time_known:
+        return f"{uk_date(occurred_at.astimezone(LONDON).date(), weekday=True)}, time not recorded"
+    return uk_datetime(occurred_at)
+
+
+def _clean(text: str) -> str:
+    # Police text arrives with whatever Excel or the police system put in it: keep line
+    # breaks (as \n) and printable text, drop the rest so nothing can hide in a notification.
+    text = _LINE_BREAKS.sub("\n", text).replace("\t", " ")
+    return "".join(
+        ch for ch in text if ch == "\n" or (unicodedata.category(ch) != "Cc" and ch not in _BIDI)
+    )
+
+
+def _line(text: str) -> str:
+    """Untrusted text for one line: cleaned, every run of spaces or breaks made one space."""
+    return " ".join(_clean(text).split())
+
+
+def _lines(text: str) -> list[str]:
+    """Untrusted text of several lines: cleaned, each line's spaces tidied, at most one blank
+    line between paragraphs, none at either end."""
+    lines: list[str] = []
+    for raw in _clean(text).split("\n"):
+        line = " ".join(raw.split())
+        if line or (lines and lines[-1]):
+            lines.append(line)
+    while lines and not lines[-1]:
+        lines.pop()
+    return lines
