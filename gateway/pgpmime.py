@@ -1,0 +1,273 @@
+"""PGP/MIME (RFC 3156): seal a notification for one recipient, and open a sealed message.
+
+`seal` signs and encrypts the whole inner MIME entity in one OpenPGP operation (RFC 3156
+§6.2) to exactly one pinned fingerprint, and wraps it in `multipart/encrypted`. The outer
+message is built from `OuterHeaders` alone: nothing of the inner message — its subject, its
+parts, its headers — is copied outside the encryption.
+
+Deciding whether a recipient's key may be used at the send time is the caller's job
+(`Keyring.check`, once per contact and day); `seal` still refuses anything but a primary
+fingerprint of a key in the keyring, and GnuPG refuses a key that is expired or revoked now.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage, Message
+from email.parser import BytesParser
+from email.utils import format_datetime
+
+from gateway.errors import GatewayError
+from gateway.keyring import KeyInfo, Keyring, normalise_fingerprint, status_lines
+
+PROTOCOL = "application/pgp-encrypted"
+ARMOR_BEGIN = "-----BEGIN PGP MESSAGE-----"
+ARMOR_END = "-----END PGP MESSAGE-----"
+PREAMBLE = "This is an OpenPGP/MIME encrypted message (RFC 4880 and 3156)"
+
+# Headers the outer message sets itself; an extra header may not replace them.
+_OWN_HEADERS = frozenset(
+    {
+        "from",
+        "to",
+        "subject",
+        "date",
+        "message-id",
+        "disposition-notification-to",
+        "mime-version",
+    }
+)
+_HEADER_NAME = re.compile(r"^[!-9;-~]+$")  # RFC 5322 ftext: printable ASCII except ':'
+
+
+class SealingError(GatewayError):
+    """A message could not be sealed: the recipient or signer key is not in the keyring,
+    the Navigator key's passphrase is missing or wrong, GnuPG failed or made no signature,
+    or the outer headers are malformed. Nothing is produced; the message must not be sent."""
+
+
+class OpeningError(GatewayError):
+    """A message is not well-formed PGP/MIME (RFC 3156 §4) or cannot be decrypted with the
+    keys of the home it was opened in."""
+
+
+@dataclass(frozen=True)
+class OuterHeaders:
+    """The headers outside the encryption. They carry a reference code, never child data."""
+
+    from_addr: str
+    to_addr: str
+    subject: str
+    date: datetime
+    message_id: str
+    disposition_notification_to: str
+    extra: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A sealed message opened: the inner MIME entity and who signed it."""
+
+    inner: EmailMessage
+    signer_fingerprint: str | None  # primary fingerprint of the signing key, when known
+    signature_valid: bool
+
+
+def seal(
+    keyring: Keyring,
+    inner: EmailMessage,
+    *,
+    recipient: str,
+    signer: str,
+    passphrase: str | None,
+    headers: OuterHeaders,
+) -> bytes:
+    """Sign with `signer` and encrypt to `recipient` (both full fingerprints) the MIME entity
+    `inner`, and return the whole RFC 5322 message (CRLF line ends) ready for SMTP."""
+    recipient_key = _primary_key(keyring, recipient, "recipient")
+    signer_key = _primary_key(keyring, signer, "signing (Navigator)")
+    outer = _outer_message(headers)  # malformed headers fail before gpg runs
+    body = inner.as_bytes(policy=email.policy.SMTP)
+    result = keyring.gpg.encrypt(
+        body,
+        recipient_key.fingerprint,
+        sign=True,
+        passphrase=passphrase,
+        always_trust=True,  # trust comes from the pinned fingerprint, not the web of trust
+        armor=True,
+        extra_args=["--local-user", signer_key.fingerprint],
+    )
+    armored = _checked_output(result, recipient_key, signer_key)
+    _attach_encrypted(outer, armored)
+    return outer.as_bytes(policy=email.policy.SMTP)
+
+
+def open_sealed(keyring: Keyring, raw: bytes, *, passphrase: str | None = None) -> Opened:
+    """Decrypt and verify an RFC 3156 message with the secret keys of `keyring`'s home."""
+    armored = encrypted_part(raw)
+    result = keyring.gpg.decrypt(armored, passphrase=passphrase, always_trust=True)
+    lines = list(status_lines(result.stderr))
+    keywords = {keyword for keyword, _ in lines}
+    if not result.ok or result.returncode != 0 or "DECRYPTION_OKAY" not in keywords:
+        raise OpeningError(f"the message cannot be decrypted in {keyring.home}: {result.status}")
+    if "DECRYPTION_FAILED" in keywords or not keywords & {"GOODMDC", "END_DECRYPTION"}:
+        raise OpeningError("the message is not integrity-protected; refusing its content")
+    validsig = [args for keyword, args in lines if keyword == "VALIDSIG"]
+    bad = keywords & {"BADSIG", "ERRSIG", "EXPKEYSIG", "REVKEYSIG", "EXPSIG"}
+    valid = len(validsig) == 1 and "GOODSIG" in keywords and not bad
+    signer = validsig[0][9] if len(validsig) == 1 and len(validsig[0]) >= 10 else None
+    parsed = BytesParser(policy=email.policy.default).parsebytes(result.data)
+    assert isinstance(parsed, EmailMessage)  # the default policy always makes one
+    return Opened(parsed, signer, valid)
+
+
+def encrypted_part(raw: bytes) -> bytes:
+    """The armored OpenPGP message of an RFC 3156 `multipart/encrypted` message.
+
+    Strict: exactly the control part (`Version: 1`) and one `application/octet-stream`
+    part holding one armored PGP MESSAGE block; anything else raises `OpeningError`.
+    """
+    outer = BytesParser(policy=email.policy.default).parsebytes(raw)
+    if outer.get_content_type() != "multipart/encrypted":
+        raise OpeningError(f"not PGP/MIME: the message is {outer.get_content_type()}")
+    protocol = outer.get_param("protocol")
+    if not isinstance(protocol, str) or protocol.lower() != PROTOCOL:
+        raise OpeningError(f"multipart/encrypted with protocol {protocol!r}, not {PROTOCOL!r}")
+    parts = list(outer.iter_parts())
+    if len(parts) != 2:
+        raise OpeningError(f"multipart/encrypted must have exactly 2 parts, not {len(parts)}")
+    control, data = parts
+    if control.get_content_type() != PROTOCOL or _text_of(control).strip() != "Version: 1":
+        raise OpeningError(f"the first part must be {PROTOCOL} holding 'Version: 1'")
+    if data.get_content_type() != "application/octet-stream":
+        raise OpeningError(
+            f"the second part must be application/octet-stream, not {data.get_content_type()}"
+        )
+    armored = _text_of(data).strip()
+    if (
+        not armored.startswith(ARMOR_BEGIN)
+        or not armored.endswith(ARMOR_END)
+        or armored.count(ARMOR_BEGIN) != 1
+    ):
+        raise OpeningError("the second part must hold exactly one armored PGP MESSAGE block")
+    return armored.encode("ascii")
+
+
+def _primary_key(keyring: Keyring, fingerprint: str, role: str) -> KeyInfo:
+    key = keyring.key(fingerprint)
+    if key is None:
+        raise SealingError(
+            f"the {role} key {normalise_fingerprint(fingerprint)} is not in the GnuPG home "
+            f"{keyring.home} (give the full primary-key fingerprint)"
+        )
+    return key
+
+
+def _checked_output(result: object, recipient: KeyInfo, signer: KeyInfo) -> str:
+    stderr: str = getattr(result, "stderr", "")
+    lines = list(status_lines(stderr))
+    keywords = {keyword for keyword, _ in lines}
+    what = f"sealing to {recipient.fingerprint} signed by {signer.fingerprint} failed"
+    if "BAD_PASSPHRASE" in keywords:
+        raise SealingError(f"{what}: the Navigator key's passphrase is wrong")
+    if "MISSING_PASSPHRASE" in keywords or (
+        "NEED_PASSPHRASE" in keywords and "SIG_CREATED" not in keywords
+    ):
+        raise SealingError(f"{what}: the Navigator key needs a passphrase and none was given")
+    for keyword, args in lines:
+        if keyword == "INV_SGNR":
+            raise SealingError(
+                f"{what}: the Navigator's secret key is not usable in this GnuPG home "
+                f"({_INVALID_KEY.get(args[0], 'reason ' + args[0])})"
+            )
+        if keyword == "INV_RECP":
+            raise SealingError(
+                f"{what}: the recipient key is not usable "
+                f"({_INVALID_KEY.get(args[0], 'reason ' + args[0])})"
+            )
+    if not getattr(result, "ok", False) or getattr(result, "returncode", 1) != 0:
+        raise SealingError(f"{what}: {getattr(result, 'status', '') or 'GnuPG failed'}")
+    signing_keys = {signer.fingerprint, *(s.fingerprint for s in signer.subkeys)}
+    signatures = [args for keyword, args in lines if keyword == "SIG_CREATED"]
+    if len(signatures) != 1 or signatures[0][-1] not in signing_keys:
+        raise SealingError(f"{what}: GnuPG reported no signature by the Navigator's key")
+    if "END_ENCRYPTION" not in keywords:
+        raise SealingError(f"{what}: GnuPG did not finish encrypting")
+    data: bytes = getattr(result, "data", b"")
+    armored = data.decode("ascii").strip()
+    if not armored.startswith(ARMOR_BEGIN) or not armored.endswith(ARMOR_END):
+        raise SealingError(f"{what}: GnuPG's output is not an armored OpenPGP message")
+    return armored
+
+
+_INVALID_KEY = {
+    "1": "not found",
+    "3": "wrong key usage",
+    "4": "key revoked",
+    "5": "key expired",
+    "9": "no secret key",
+    "10": "key not trusted",
+    "13": "key disabled",
+}
+
+
+def _outer_message(headers: OuterHeaders) -> EmailMessage:
+    given: Sequence[tuple[str, str]] = (
+        ("From", headers.from_addr),
+        ("To", headers.to_addr),
+        ("Subject", headers.subject),
+        ("Message-ID", headers.message_id),
+        ("Disposition-Notification-To", headers.disposition_notification_to),
+        *headers.extra,
+    )
+    for name, value in given:
+        if "\r" in value or "\n" in value:
+            raise SealingError(f"the outer header {name} contains a line break")
+    for name, _ in headers.extra:
+        lowered = name.lower()
+        if (
+            not _HEADER_NAME.match(name)
+            or lowered in _OWN_HEADERS
+            or lowered.startswith("content-")
+        ):
+            raise SealingError(f"{name!r} cannot be an extra outer header")
+    if headers.date.tzinfo is None:
+        raise SealingError("the outer Date header needs a timezone-aware instant")
+    outer = EmailMessage(policy=email.policy.SMTP)
+    for name, value in given[:3]:
+        outer[name] = value
+    outer["Date"] = format_datetime(headers.date)
+    for name, value in given[3:]:
+        outer[name] = value
+    outer["MIME-Version"] = "1.0"
+    return outer
+
+
+def _attach_encrypted(outer: EmailMessage, armored: str) -> None:
+    control = Message(policy=email.policy.SMTP)
+    control["Content-Type"] = PROTOCOL
+    control["Content-Description"] = "PGP/MIME version identification"
+    control.set_payload("Version: 1\r\n")
+    data = Message(policy=email.policy.SMTP)
+    data["Content-Type"] = 'application/octet-stream; name="encrypted.asc"'
+    data["Content-Description"] = "OpenPGP encrypted message"
+    data["Content-Disposition"] = 'inline; filename="encrypted.asc"'
+    # Armor is 7-bit and its lines are 64 characters: no transfer encoding is needed.
+    data.set_payload(armored.replace("\r\n", "\n").replace("\n", "\r\n") + "\r\n")
+    outer["Content-Type"] = f'multipart/encrypted; protocol="{PROTOCOL}"'
+    outer.preamble = PREAMBLE
+    outer.set_payload([control, data])
+
+
+def _text_of(part: Message) -> str:
+    payload = part.get_payload(decode=True)
+    if not isinstance(payload, bytes):
+        raise OpeningError(f"the {part.get_content_type()} part is not a leaf part")
+    try:
+        return payload.decode("ascii")
+    except UnicodeDecodeError as exc:
+        raise OpeningError(f"the {part.get_content_type()} part is not ASCII") from exc
