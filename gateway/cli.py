@@ -200,6 +200,51 @@ def demo(obj: Context, workspace: Path | None) -> None:
     )
 
 
+@cli.group("audit")
+def audit_group() -> None:
+    """The tamper-evident audit log and the Navigator's record."""
+
+
+@audit_group.command("verify")
+@click.option(
+    "--expect",
+    metavar="SEQ:HASH",
+    help="An anchor noted from an earlier verify: also detect a cut of the log's tail.",
+)
+@click.pass_obj
+@_reports_errors
+def audit_verify(obj: Context, expect: str | None) -> None:
+    """Recompute the hash chain; exit 1 naming the first bad entry."""
+    from gateway.audit import parse_anchor, verify
+
+    try:
+        anchor = parse_anchor(expect) if expect else None
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--expect") from None
+    report = verify(_state(obj), expect=anchor)
+    click.echo(str(report))
+    if not report.ok:
+        sys.exit(1)
+
+
+@audit_group.command("export")
+@click.argument("out", type=click.Path(path_type=Path, dir_okay=False))
+@click.pass_obj
+@_reports_errors
+def audit_export(obj: Context, out: Path) -> None:
+    """Write the Navigator's record spreadsheet (.xlsx): every child, school, DSL, sent, outcome."""
+    from gateway import audit
+    from gateway.audit_export import export_navigator_record
+
+    conn = _state(obj)
+    rows = export_navigator_record(conn, out)
+    # The record names children: who wrote a copy, and when, belongs in the audit.
+    conn.execute("BEGIN IMMEDIATE")
+    audit.append(conn, "audit.exported", actor="cli:audit-export", at=obj.clock.now(), rows=rows)
+    conn.execute("COMMIT")
+    click.echo(f"wrote {rows} rows to {out}")
+
+
 def _file_setting(obj: Context, key: str, path: Path | None) -> Path:
     if path is None:
         option = "--roll" if key == "pupil_roll" else f"--{key}"

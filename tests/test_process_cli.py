@@ -119,3 +119,40 @@ def test_now_must_be_an_iso_instant(sample: SamplePaths) -> None:
     result = run(sample, "process", str(sample.workbook), now="next tuesday")
     assert result.exit_code == 2
     assert "not an ISO-8601 instant" in result.output
+
+
+def test_audit_verify_passes_after_processing_and_fails_after_tampering(
+    sample: SamplePaths, tmp_path: Path
+) -> None:
+    assert run(sample, "process", str(sample.workbook)).exit_code == 0
+    # Tamper with a copy, so the shared sample stays intact for the other tests.
+    database = tmp_path / "copy.sqlite3"
+    source = sqlite3.connect(sample.config.parent / "state" / "gateway.sqlite3")
+    target = sqlite3.connect(database)
+    source.backup(target)
+    source.close()
+    target.close()
+    config = tmp_path / "copy.toml"
+    config.write_text(f'[state]\ndatabase = "{database}"\n', encoding="utf-8")
+
+    def verify() -> Result:
+        return CliRunner().invoke(cli, ["--config", str(config), "audit", "verify"])
+
+    intact = verify()
+    assert intact.exit_code == 0, intact.output
+    assert "intact" in intact.output
+    with sqlite3.connect(database) as conn:
+        conn.execute("DROP TRIGGER audit_append_only_update")
+        conn.execute("UPDATE audit SET actor = 'someone else' WHERE seq = 2")
+    broken = verify()
+    assert broken.exit_code == 1
+    assert "entry 2" in broken.output
+
+
+def test_audit_export_writes_the_navigator_record(sample: SamplePaths, tmp_path: Path) -> None:
+    assert run(sample, "process", str(sample.workbook)).exit_code == 0
+    out = tmp_path / "record.xlsx"
+    result = run(sample, "audit", "export", str(out))
+    assert result.exit_code == 0, result.output
+    assert out.exists()
+    assert f"wrote {len(sample.expected)} rows" in result.output
