@@ -52,8 +52,9 @@ class NavigatorContact:
 
 def subject_for(reference: str, *, amendment: bool = False) -> str:
     """The subject of a notification: its reference code and nothing about the child, the
-    school or the incident (the subject travels outside the encryption)."""
-    subject = f"Operation Encompass notification {reference}"
+    school or the incident (the subject travels outside the encryption). Not even the scheme's
+    name: "Operation Encompass" in a shared inbox would say a pupil's home had police called."""
+    subject = f"Secure notification {reference}"
     return f"{subject} (amended)" if amendment else subject
 
 

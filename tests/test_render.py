@@ -334,10 +334,8 @@ def test_a_template_using_a_missing_value_fails_rather_than_leaving_a_blank(
 
 
 def test_subject_carries_only_the_reference() -> None:
-    assert subject_for(REFERENCE) == f"Operation Encompass notification {REFERENCE}"
-    assert subject_for(REFERENCE, amendment=True) == (
-        f"Operation Encompass notification {REFERENCE} (amended)"
-    )
+    assert subject_for(REFERENCE) == f"Secure notification {REFERENCE}"
+    assert subject_for(REFERENCE, amendment=True) == (f"Secure notification {REFERENCE} (amended)")
 
 
 def test_no_child_school_or_incident_detail_in_any_header() -> None:
