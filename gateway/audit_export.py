@@ -26,7 +26,6 @@ from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 
 from gateway.clock import LONDON
-from gateway.notification_store import notification_from_json
 
 CellValue = str | int | datetime | date | None
 
@@ -100,9 +99,6 @@ def _rows(conn: sqlite3.Connection) -> list[tuple[CellValue, ...]]:
         " FROM notification"
     ).fetchall()
     by_school = {(n[1], n[2]): n for n in notifications}
-    # Decisions hold no incident time; any notification of the incident carries it, so a
-    # child whose own school was not notified still gets the date from a sibling's.
-    occurred = {n[1]: _incident_time(n[6]) for n in notifications}
     rows: list[tuple[CellValue, ...]] = []
     for decision in conn.execute(
         "SELECT incident_ref, outcome, exception_kind, urn, due, reason, record"
@@ -124,7 +120,7 @@ def _rows(conn: sqlite3.Connection) -> list[tuple[CellValue, ...]]:
         rows.append(
             (
                 incident_ref,
-                occurred.get(incident_ref),
+                _incident_time(record),
                 record.get("child") or "",
                 date.fromisoformat(record["dob"]) if record.get("dob") else None,
                 record.get("school") or "",
@@ -174,13 +170,12 @@ def _delivery(messages: list[_Message]) -> str:
     return ", ".join(f"{count} {state}" for state, count in sorted(counts.items()))
 
 
-def _incident_time(content: str) -> datetime | date | None:
-    incident = notification_from_json(json.loads(content)).incident
-    if incident.occurred_at is None:
+def _incident_time(record: dict[str, Any]) -> datetime | date | None:
+    if not record.get("incident_at"):
         return None
-    local = incident.occurred_at.astimezone(LONDON)
+    local = datetime.fromisoformat(record["incident_at"]).astimezone(LONDON)
     # A date the police gave without a time is shown as a date, not as midnight.
-    return local.replace(tzinfo=None) if incident.time_known else local.date()
+    return local.replace(tzinfo=None) if record.get("incident_time_known", True) else local.date()
 
 
 def _local(stored: str | None) -> datetime | None:

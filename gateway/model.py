@@ -264,6 +264,8 @@ class Decision:
     candidates: tuple[Candidate, ...] = ()
     manager_alert: bool = False  # High risk while the school is closed: tell the manager now
     telephone: str = ""  # the setting's number, for a telephone task
+    incident_at: datetime | None = None  # when the incident happened (for the record)
+    incident_time_known: bool = True
 
 
 # --------------------------------------------------------------------------------------

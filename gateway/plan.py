@@ -101,6 +101,8 @@ def decision_json(decision: Decision) -> dict[str, Any]:
         "incident_ref": decision.incident_ref,
         "child": child.display_name,
         "dob": _iso_date(child.dob),
+        "incident_at": decision.incident_at.isoformat() if decision.incident_at else None,
+        "incident_time_known": decision.incident_time_known,
         "outcome": decision.outcome.value,
         "urn": decision.urn,
         "school": decision.school_name,

@@ -120,7 +120,15 @@ def decide(
     if arrival.utcoffset() is None:
         raise ValueError("decide needs a timezone-aware arrival instant")
     # Every outcome starts from this, so the match's candidates always travel with the child.
-    base = Decision(incident.ref, child, Outcome.EXCEPTION, "", candidates=match.candidates)
+    base = Decision(
+        incident.ref,
+        child,
+        Outcome.EXCEPTION,
+        "",
+        candidates=match.candidates,
+        incident_at=incident.occurred_at,
+        incident_time_known=incident.time_known,
+    )
 
     def exception(kind: ExceptionKind, reason: str) -> Decision:
         # `base` is looked up when called: once the school is known, exceptions name it.

@@ -66,11 +66,48 @@ CAL = child("Cal", "Sample", 4)
 DEE = child("Dee", "Sample", 5)
 EVE = child("Eve", "Sample", 6, None)
 
+DATE_ONLY = datetime(2026, 5, 30, tzinfo=LONDON)  # the police gave no time
 DECISIONS = (
-    Decision("INC-1", AMY, Outcome.NOTIFY, "matched on the roll", 110001, "Elm Primary", DUE),
-    Decision("INC-1", BEN, Outcome.NOTIFY, "matched on the roll", 110002, "Oak Academy", DUE),
-    Decision(FORMULA_REF, CAL, Outcome.TELEPHONE, "early years: telephone", 110003, "Ash Nursery"),
-    Decision(FORMULA_REF, DEE, Outcome.WITHHOLD, "school closed: half term", 110001, "Elm Primary"),
+    Decision(
+        "INC-1",
+        AMY,
+        Outcome.NOTIFY,
+        "matched on the roll",
+        110001,
+        "Elm Primary",
+        DUE,
+        incident_at=OCCURRED,
+    ),
+    Decision(
+        "INC-1",
+        BEN,
+        Outcome.NOTIFY,
+        "matched on the roll",
+        110002,
+        "Oak Academy",
+        DUE,
+        incident_at=OCCURRED,
+    ),
+    Decision(
+        FORMULA_REF,
+        CAL,
+        Outcome.TELEPHONE,
+        "early years: telephone",
+        110003,
+        "Ash Nursery",
+        incident_at=DATE_ONLY,
+        incident_time_known=False,
+    ),
+    Decision(
+        FORMULA_REF,
+        DEE,
+        Outcome.WITHHOLD,
+        "school closed: half term",
+        110001,
+        "Elm Primary",
+        incident_at=DATE_ONLY,
+        incident_time_known=False,
+    ),
     Decision(
         "INC-3",
         EVE,
@@ -87,20 +124,18 @@ def add_notification(
     decision: Decision,
     *,
     state: str,
-    occurred: datetime | None = OCCURRED,
-    time_known: bool = True,
     kind: ExceptionKind | None = None,
     reason: str = "",
 ) -> None:
     assert decision.urn is not None
     incident = Incident(
         decision.incident_ref,
-        occurred,
+        decision.incident_at,
         Risk.MEDIUM,
         None,
         (),
         circumstances="+44 7700 900123 rang 999",
-        time_known=time_known,
+        time_known=decision.incident_time_known,
     )
     content = notification_json(
         Notification(
@@ -265,30 +300,12 @@ def test_children_without_a_notification_keep_their_decision(sheet: Worksheet) -
     assert eve["School"] is None and eve["URN"] is None
 
 
-def test_the_incident_date_comes_from_a_sibling_notification(sheet: Worksheet) -> None:
-    # Ben's school and Amy's share incident INC-1; an incident nobody was notified of has
-    # no recorded time.
+def test_every_row_carries_its_incident_date(sheet: Worksheet) -> None:
     assert row(sheet, 3)["Incident date"] == datetime(2026, 5, 31, 21, 30)
-    assert row(sheet, 4)["Incident date"] is None
+    assert row(sheet, 6)["Incident date"] is None  # the police gave no date
 
 
-def test_an_incident_without_a_time_shows_its_date_alone(
-    conn: sqlite3.Connection, tmp_path: Path
-) -> None:
-    conn.execute("BEGIN IMMEDIATE")
-    add_notification(
-        conn,
-        "EG-0003",
-        DECISIONS[2],
-        state="planned",
-        occurred=datetime(2026, 5, 30, tzinfo=LONDON),
-        time_known=False,
-    )
-    conn.execute("COMMIT")
-    out = tmp_path / "record.xlsx"
-    export_navigator_record(conn, out)
-    sheet = load_workbook(out).active
-    assert isinstance(sheet, Worksheet)
+def test_an_incident_without_a_time_shows_its_date_alone(sheet: Worksheet) -> None:
     assert sheet["B4"].value == datetime(2026, 5, 30)
     assert sheet["B4"].number_format == "dd/mm/yyyy"
 
