@@ -20,6 +20,7 @@ from datetime import datetime
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.utils import format_datetime
+from typing import Any
 
 from gateway.errors import GatewayError
 from gateway.keyring import KeyInfo, Keyring, normalise_fingerprint, status_lines
@@ -112,9 +113,10 @@ def open_sealed(keyring: Keyring, raw: bytes, *, passphrase: str | None = None) 
     result = keyring.gpg.decrypt(armored, passphrase=passphrase, always_trust=True)
     lines = list(status_lines(result.stderr))
     keywords = {keyword for keyword, _ in lines}
-    if not result.ok or result.returncode != 0 or "DECRYPTION_OKAY" not in keywords:
+    # gpg exits 2 also when only the signature could not be checked: judge by the status.
+    if not result.ok or "DECRYPTION_OKAY" not in keywords:
         raise OpeningError(f"the message cannot be decrypted in {keyring.home}: {result.status}")
-    if "DECRYPTION_FAILED" in keywords or not keywords & {"GOODMDC", "END_DECRYPTION"}:
+    if "DECRYPTION_FAILED" in keywords or not _integrity_protected(lines):
         raise OpeningError("the message is not integrity-protected; refusing its content")
     validsig = [args for keyword, args in lines if keyword == "VALIDSIG"]
     bad = keywords & {"BADSIG", "ERRSIG", "EXPKEYSIG", "REVKEYSIG", "EXPSIG"}
@@ -157,6 +159,15 @@ def encrypted_part(raw: bytes) -> bytes:
     return armored.encode("ascii")
 
 
+def _integrity_protected(lines: list[tuple[str, list[str]]]) -> bool:
+    # DECRYPTION_INFO <mdc_method> <sym_algo> [<aead_algo>]: without an MDC or AEAD the
+    # ciphertext could have been altered unnoticed (EFAIL).
+    infos = [args for keyword, args in lines if keyword == "DECRYPTION_INFO"]
+    return bool(infos) and all(
+        args[0] != "0" or (len(args) > 2 and args[2] != "0") for args in infos
+    )
+
+
 def _primary_key(keyring: Keyring, fingerprint: str, role: str) -> KeyInfo:
     key = keyring.key(fingerprint)
     if key is None:
@@ -167,12 +178,18 @@ def _primary_key(keyring: Keyring, fingerprint: str, role: str) -> KeyInfo:
     return key
 
 
-def _checked_output(result: object, recipient: KeyInfo, signer: KeyInfo) -> str:
-    stderr: str = getattr(result, "stderr", "")
-    lines = list(status_lines(stderr))
+def _checked_output(result: Any, recipient: KeyInfo, signer: KeyInfo) -> str:
+    """The armored output of python-gnupg's encrypt `result`, once every status says the
+    message was encrypted and signed by `signer`; else the most specific SealingError."""
+    lines = list(status_lines(result.stderr))
     keywords = {keyword for keyword, _ in lines}
     what = f"sealing to {recipient.fingerprint} signed by {signer.fingerprint} failed"
-    if "BAD_PASSPHRASE" in keywords:
+    failures = [
+        int(args[-1]) & 0xFFFF
+        for keyword, args in lines
+        if keyword == "FAILURE" and args and args[-1].isdigit()
+    ]
+    if "BAD_PASSPHRASE" in keywords or _GPG_ERR_BAD_PASSPHRASE in failures:
         raise SealingError(f"{what}: the Navigator key's passphrase is wrong")
     if "MISSING_PASSPHRASE" in keywords or (
         "NEED_PASSPHRASE" in keywords and "SIG_CREATED" not in keywords
@@ -189,20 +206,21 @@ def _checked_output(result: object, recipient: KeyInfo, signer: KeyInfo) -> str:
                 f"{what}: the recipient key is not usable "
                 f"({_INVALID_KEY.get(args[0], 'reason ' + args[0])})"
             )
-    if not getattr(result, "ok", False) or getattr(result, "returncode", 1) != 0:
-        raise SealingError(f"{what}: {getattr(result, 'status', '') or 'GnuPG failed'}")
+    if not result.ok or result.returncode != 0:
+        raise SealingError(f"{what}: {result.status or 'GnuPG failed'}")
     signing_keys = {signer.fingerprint, *(s.fingerprint for s in signer.subkeys)}
     signatures = [args for keyword, args in lines if keyword == "SIG_CREATED"]
     if len(signatures) != 1 or signatures[0][-1] not in signing_keys:
         raise SealingError(f"{what}: GnuPG reported no signature by the Navigator's key")
     if "END_ENCRYPTION" not in keywords:
         raise SealingError(f"{what}: GnuPG did not finish encrypting")
-    data: bytes = getattr(result, "data", b"")
-    armored = data.decode("ascii").strip()
+    armored = bytes(result.data).decode("ascii", errors="replace").strip()
     if not armored.startswith(ARMOR_BEGIN) or not armored.endswith(ARMOR_END):
         raise SealingError(f"{what}: GnuPG's output is not an armored OpenPGP message")
     return armored
 
+
+_GPG_ERR_BAD_PASSPHRASE = 11  # libgpg-error's code, in the low 16 bits of a FAILURE status
 
 _INVALID_KEY = {
     "1": "not found",

@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from invariants import assert_sealed
 from pgp_keys import KeyFactory, PgpKey, new_gnupg_home, recipient_keyring, remove_gnupg_home
+from smtp_sink import Certificate, Received, SmtpSink, make_certificate
 
+from gateway import notification_store, outbox
+from gateway.clock import LONDON
+from gateway.config import DispatchSection
 from gateway.keyring import Keyring, open_keyring
+from gateway.model import ChildRecord, CrimeStatus, Incident, Notification, Risk, SourceRow
+from gateway.notifications import reference_code
+from gateway.outbox import OutboxMessage
+from gateway.pgpmime import OuterHeaders, seal
+from gateway.render import NavigatorContact, render_notification, subject_for
+from gateway.store import open_state
 
 NAVIGATOR_EMAIL = "navigator@mash.example.org"
 
@@ -59,3 +74,176 @@ def recipient_home(
         return recipient_keyring(gnupg_home(), key, navigator_key)
 
     return make
+
+
+# ======================================================================================
+# Outbox, dispatch and SMTP: a state database with sealed messages waiting, and SMTP sinks
+# (tests/smtp_sink.py). Used by test_outbox, test_dispatch, test_dispatch_crash and
+# test_smtp_transport.
+
+DUE = datetime(2026, 3, 2, 9, 0, tzinfo=LONDON)  # Monday 09:00: when the messages are due
+SEALED_AT = datetime(2026, 3, 1, 19, 30, tzinfo=UTC)
+DISPATCH = DispatchSection(retry_window_minutes=120, first_retry_seconds=60, max_retry_seconds=900)
+DSL = ("dsl", "dsl@school.example.org")
+DA_LEAD = ("da_lead", "da.lead@school.example.org")
+CHILD = ChildRecord(
+    "Ava",
+    "Example",
+    date(2016, 5, 4),
+    SourceRow("police.xlsx", "Daily", 5),
+    involvement="Present",
+    relationship="Mother and partner",
+)
+SIBLING_ELSEWHERE = ChildRecord("Ben", "Example", date(2012, 1, 9), SourceRow("p.xlsx", "D", 6))
+
+
+@pytest.fixture(scope="session")
+def sink_certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
+    return make_certificate(tmp_path_factory.mktemp("smtp-tls"))
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[SmtpSink]:
+    """A plaintext SMTP sink on loopback, stopped after the test."""
+    with SmtpSink() as sink:
+        yield sink
+
+
+@dataclass
+class SealedOutbox:
+    """A state database whose outbox holds real sealed messages, and the keys to open them."""
+
+    conn: sqlite3.Connection
+    database: Path
+    keyring: Keyring
+    navigator: PgpKey
+    key_factory: KeyFactory
+    recipient_home: Callable[[PgpKey], Keyring]
+    settings: DispatchSection = DISPATCH
+    due: datetime = DUE
+    dsl: tuple[str, str] = DSL
+    da_lead: tuple[str, str] = DA_LEAD
+    _homes: dict[str, Keyring] = field(default_factory=dict)
+
+    def add(
+        self,
+        incident_ref: str = "CC-1001",
+        *,
+        recipients: Sequence[tuple[str, str]] = (DSL,),
+        due: datetime | None = None,
+        urn: int = 100001,
+    ) -> list[OutboxMessage]:
+        """Plan a notification of CHILD to the school `urn`, seal it for each (role, address)
+        and store the messages, as intake does; returns them."""
+        reference = reference_code(incident_ref, urn)
+        due = due or self.due
+        incident = Incident(
+            incident_ref,
+            datetime(2026, 2, 28, 22, 15, tzinfo=LONDON),
+            Risk.MEDIUM,
+            CrimeStatus.CRIME,
+            (),
+            circumstances="Verbal argument overheard by neighbours",
+            location="Home address",
+        )
+        notification = Notification(reference, incident, urn, "Example Primary", (CHILD,), due)
+        notification_store.save_planned(
+            self.conn, notification, intake_id=1, at=SEALED_AT, actor="test"
+        )
+        inner = render_notification(
+            notification,
+            navigator=NavigatorContact("Education Navigator", self.navigator.email),
+            template="full",
+        )
+        sealed = []
+        for role, address in recipients:
+            key = self.key_factory.make(address)
+            key.install_public(self.keyring)
+            message_id = outbox.message_id_for(reference, address, self.settings.domain)
+            headers = OuterHeaders(
+                from_addr=f"Education Navigator <{self.navigator.email}>",
+                to_addr=address,
+                subject=subject_for(reference),
+                date=SEALED_AT,
+                message_id=message_id,
+                disposition_notification_to=self.navigator.email,
+            )
+            body = seal(
+                self.keyring,
+                inner,
+                recipient=key.fingerprint,
+                signer=self.navigator.fingerprint,
+                passphrase=None,
+                headers=headers,
+            )
+            sealed.append((role, address, key.fingerprint, message_id, body))
+        rows = []
+        self.conn.execute("BEGIN IMMEDIATE")
+        for role, address, fingerprint, message_id, body in sealed:
+            rows.append(
+                outbox.store_sealed(
+                    self.conn,
+                    reference=reference,
+                    contact_role=role,
+                    recipient=address,
+                    fingerprint=fingerprint,
+                    message_id=message_id,
+                    return_path=outbox.return_path_for(
+                        message_id, self.settings.bounce_local_part, self.settings.domain
+                    ),
+                    due=due,
+                    body=body,
+                    sealed_at=SEALED_AT,
+                    actor="test",
+                )
+            )
+        notification_store.mark(
+            self.conn,
+            reference,
+            notification_store.NotificationState.SEALED,
+            at=SEALED_AT,
+            actor="test",
+        )
+        self.conn.execute("COMMIT")
+        return [outbox.get_message(self.conn, row) for row in rows]
+
+    def check(self, received: Received) -> EmailMessage:
+        """Assert a received message is one of the outbox's, delivered byte for byte to its
+        recipient from its own return path, and passes the shared sealing invariant."""
+        (recipient,) = received.rcpt_tos
+        row = self.conn.execute(
+            "SELECT id FROM message WHERE recipient = ? AND body = ?", (recipient, received.data)
+        ).fetchone()
+        assert row is not None, f"the message to {recipient} is not the outbox's, byte for byte"
+        message = outbox.get_message(self.conn, row["id"])
+        assert received.mail_from == message.return_path
+        if recipient not in self._homes:
+            self._homes[recipient] = self.recipient_home(self.key_factory.make(recipient))
+        return assert_sealed(
+            received.data,
+            recipient_home_or_keyring=self._homes[recipient],
+            navigator_fingerprint=self.navigator.fingerprint,
+            reference=message.reference,
+            must_contain=[CHILD.display_name],
+            must_not_contain=[SIBLING_ELSEWHERE.display_name],
+            dates_of_birth=[d for d in (CHILD.dob, SIBLING_ELSEWHERE.dob) if d is not None],
+        )
+
+
+@pytest.fixture
+def sealed_outbox(
+    tmp_path: Path,
+    gateway_keyring: Keyring,
+    navigator_key: PgpKey,
+    key_factory: KeyFactory,
+    recipient_home: Callable[[PgpKey], Keyring],
+) -> Iterator[SealedOutbox]:
+    database = tmp_path / "state.sqlite3"
+    conn = open_state(database)
+    conn.execute(
+        "INSERT INTO intake (id, sha256, file_name, received_at, incidents, children, problems)"
+        " VALUES (1, 'feed', 'police.xlsx', ?, 1, 1, 0)",
+        (SEALED_AT.isoformat(),),
+    )
+    yield SealedOutbox(conn, database, gateway_keyring, navigator_key, key_factory, recipient_home)
+    conn.close()

@@ -125,8 +125,9 @@ class KeyFactory:
         fingerprint = generated.fingerprint
         assert fingerprint, generated.stderr
         if subkey_expires is not None and not sign_only:
+            # An empty passphrase (not None) answers GnuPG's question for the new subkey.
             added = self._gpg.add_subkey(
-                fingerprint, passphrase, "cv25519", "encr", subkey_expires.isoformat()
+                fingerprint, passphrase or "", "cv25519", "encr", subkey_expires.isoformat()
             )
             assert added.fingerprint, added.stderr
         if revoked:
@@ -158,7 +159,7 @@ class KeyFactory:
             ":-----BEGIN PGP PUBLIC KEY BLOCK", "-----BEGIN PGP PUBLIC KEY BLOCK"
         )
         result = self._gpg.import_keys(armored)
-        assert "IMPORT_OK" in result.stderr, result.stderr
+        assert result.n_revoc == 1, result.stderr
 
 
 def recipient_keyring(home: Path, key: PgpKey, navigator: PgpKey) -> Keyring:

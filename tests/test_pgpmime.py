@@ -1,50 +1,360 @@
 from __future__ import annotations
 
+import email.policy
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from email.message import EmailMessage
+from email.parser import BytesParser
+from pathlib import Path
 
+import pytest
+from invariants import assert_sealed
 from pgp_keys import KeyFactory, PgpKey
 
-from gateway.keyring import Keyring
-from gateway.pgpmime import OuterHeaders, open_sealed, seal
+from gateway.keyring import Keyring, open_keyring
+from gateway.pgpmime import (
+    PROTOCOL,
+    OpeningError,
+    OuterHeaders,
+    SealingError,
+    encrypted_part,
+    open_sealed,
+    seal,
+)
+
+DSL = "dsl@fenland-primary.example.org"
+OTHER_DSL = "dsl@march-academy.example.org"
+REFERENCE = "OE-7K3MQ-9TXAB"
+CHILD = "Amelia Hartley"
+SIBLING_ELSEWHERE = "Noah Hartley"
+DOB = date(2016, 3, 14)
 
 
-def inner_message(text: str) -> EmailMessage:
+def notification(children: str = CHILD) -> EmailMessage:
+    """An inner message shaped like the renderer's: multipart/alternative, text and HTML."""
     message = EmailMessage()
-    message.set_content(text)
-    message.add_alternative(f"<p>{text}</p>", subtype="html")
+    message["Subject"] = f"Police attended an incident: {children}"
+    message.set_content(f"Children: {children}, born 14 March 2016.\nPresent: yes\n")
+    message.add_alternative(f"<p>Children: <b>{children}</b>, born 14 March 2016.</p>", "html")
     return message
 
 
-def headers(reference: str = "EG-2025-0001") -> OuterHeaders:
-    return OuterHeaders(
-        from_addr="Education Navigator <navigator@mash.example.org>",
-        to_addr="dsl@school.example.org",
-        subject=f"Operation Encompass notification {reference}",
-        date=datetime(2025, 12, 1, 9, 0, tzinfo=UTC),
-        message_id=f"<{reference}@mash.example.org>",
-        disposition_notification_to="navigator@mash.example.org",
+def outer_headers(**changes: object) -> OuterHeaders:
+    values: dict[str, object] = {
+        "from_addr": "Education Navigator <navigator@mash.example.org>",
+        "to_addr": DSL,
+        "subject": f"Operation Encompass notification {REFERENCE}",
+        "date": datetime(2025, 12, 1, 9, 0, tzinfo=UTC),
+        "message_id": f"<{REFERENCE}.dsl@mash.example.org>",
+        "disposition_notification_to": "navigator@mash.example.org",
+    }
+    values.update(changes)
+    return OuterHeaders(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def dsl_key(key_factory: KeyFactory, gateway_keyring: Keyring) -> PgpKey:
+    key = key_factory.make(DSL)
+    key.install_public(gateway_keyring)
+    return key
+
+
+def sealed(keyring: Keyring, navigator: PgpKey, recipient: PgpKey, **changes: object) -> bytes:
+    return seal(
+        keyring,
+        notification(),
+        recipient=recipient.fingerprint,
+        signer=navigator.fingerprint,
+        passphrase=navigator.passphrase,
+        headers=outer_headers(**changes),
     )
 
 
-def test_sealed_message_opens_for_its_recipient(
+def test_a_sealed_notification_passes_the_shared_invariant_check(
     gateway_keyring: Keyring,
-    key_factory: KeyFactory,
     navigator_key: PgpKey,
+    dsl_key: PgpKey,
     recipient_home: Callable[[PgpKey], Keyring],
 ) -> None:
-    dsl = key_factory.make("dsl@school.example.org")
-    dsl.install_public(gateway_keyring)
-    raw = seal(
-        gateway_keyring,
-        inner_message("Amelia Hartley"),
-        recipient=dsl.fingerprint,
-        signer=navigator_key.fingerprint,
-        passphrase=None,
-        headers=headers(),
+    raw = sealed(gateway_keyring, navigator_key, dsl_key)
+    inner = assert_sealed(
+        raw,
+        recipient_home_or_keyring=recipient_home(dsl_key),
+        navigator_fingerprint=navigator_key.fingerprint,
+        reference=REFERENCE,
+        must_contain=[CHILD],
+        must_not_contain=[SIBLING_ELSEWHERE],
+        dates_of_birth=[DOB],
     )
-    opened = open_sealed(recipient_home(dsl), raw)
+    assert inner.get_content_type() == "multipart/alternative"
+
+
+def test_the_recipient_opens_it_and_sees_the_navigator_signature(
+    gateway_keyring: Keyring,
+    navigator_key: PgpKey,
+    dsl_key: PgpKey,
+    recipient_home: Callable[[PgpKey], Keyring],
+) -> None:
+    opened = open_sealed(recipient_home(dsl_key), sealed(gateway_keyring, navigator_key, dsl_key))
     assert opened.signature_valid
     assert opened.signer_fingerprint == navigator_key.fingerprint
-    assert "Amelia Hartley" in opened.inner.get_body(("plain",)).get_content()
+    body = opened.inner.get_body(("plain",))
+    assert body is not None and CHILD in body.get_content()
+    assert opened.inner["Subject"] == f"Police attended an incident: {CHILD}"
+
+
+def test_another_school_cannot_decrypt_it(
+    gateway_keyring: Keyring,
+    navigator_key: PgpKey,
+    dsl_key: PgpKey,
+    key_factory: KeyFactory,
+    recipient_home: Callable[[PgpKey], Keyring],
+) -> None:
+    other = key_factory.make(OTHER_DSL)
+    other.install_public(gateway_keyring)
+    raw = sealed(gateway_keyring, navigator_key, dsl_key)
+    with pytest.raises(OpeningError, match="cannot be decrypted"):
+        open_sealed(recipient_home(other), raw)
+
+
+def test_nothing_of_the_notification_is_readable_in_the_sealed_bytes(
+    gateway_keyring: Keyring, navigator_key: PgpKey, dsl_key: PgpKey
+) -> None:
+    raw = sealed(gateway_keyring, navigator_key, dsl_key)
+    for plaintext in (CHILD, "Hartley", "14 March 2016", "Present", "Police attended"):
+        assert plaintext.encode() not in raw
+    assert b"multipart/alternative" not in raw and b"text/html" not in raw
+
+
+def test_the_outer_message_has_exactly_the_given_headers(
+    gateway_keyring: Keyring, navigator_key: PgpKey, dsl_key: PgpKey
+) -> None:
+    raw = sealed(
+        gateway_keyring, navigator_key, dsl_key, extra=(("Auto-Submitted", "auto-generated"),)
+    )
+    outer = BytesParser(policy=email.policy.default).parsebytes(raw)
+    assert [name for name, _ in outer.items()] == [
+        "From",
+        "To",
+        "Subject",
+        "Date",
+        "Message-ID",
+        "Disposition-Notification-To",
+        "Auto-Submitted",
+        "MIME-Version",
+        "Content-Type",
+    ]
+    assert outer["Date"] == "Mon, 01 Dec 2025 09:00:00 +0000"
+    assert outer["Message-ID"] == f"<{REFERENCE}.dsl@mash.example.org>"
+    assert outer.get_param("protocol") == PROTOCOL
+
+
+def test_the_message_has_crlf_line_ends_and_short_lines(
+    gateway_keyring: Keyring, navigator_key: PgpKey, dsl_key: PgpKey
+) -> None:
+    raw = sealed(gateway_keyring, navigator_key, dsl_key)
+    assert raw.count(b"\n") == raw.count(b"\r\n")
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 78
+
+
+def test_a_wrong_passphrase_refuses_to_seal(
+    gnupg_home: Callable[[], Path], key_factory: KeyFactory
+) -> None:
+    navigator = key_factory.make("navigator@mash.example.org", passphrase="correct horse")
+    dsl = key_factory.make(DSL)
+    with open_keyring(gnupg_home()) as keyring:
+        navigator.install_secret(keyring)
+        dsl.install_public(keyring)
+        with pytest.raises(SealingError, match="passphrase is wrong"):
+            seal(
+                keyring,
+                notification(),
+                recipient=dsl.fingerprint,
+                signer=navigator.fingerprint,
+                passphrase="battery staple",
+                headers=outer_headers(),
+            )
+
+
+def test_a_protected_navigator_key_without_its_passphrase_refuses_to_seal(
+    gnupg_home: Callable[[], Path], key_factory: KeyFactory
+) -> None:
+    navigator = key_factory.make("navigator@mash.example.org", passphrase="correct horse")
+    dsl = key_factory.make(DSL)
+    with open_keyring(gnupg_home()) as keyring:
+        navigator.install_secret(keyring)
+        dsl.install_public(keyring)
+        with pytest.raises(SealingError, match="needs a passphrase"):
+            seal(
+                keyring,
+                notification(),
+                recipient=dsl.fingerprint,
+                signer=navigator.fingerprint,
+                passphrase=None,
+                headers=outer_headers(),
+            )
+
+
+def test_a_protected_navigator_key_seals_with_its_passphrase(
+    gnupg_home: Callable[[], Path],
+    key_factory: KeyFactory,
+    recipient_home: Callable[[PgpKey], Keyring],
+) -> None:
+    navigator = key_factory.make("navigator@mash.example.org", passphrase="correct horse")
+    dsl = key_factory.make(DSL)
+    with open_keyring(gnupg_home()) as keyring:
+        navigator.install_secret(keyring)
+        dsl.install_public(keyring)
+        raw = sealed(keyring, navigator, dsl)
+    reader = recipient_home(dsl)
+    navigator.install_public(reader)
+    assert_sealed(
+        raw,
+        recipient_home_or_keyring=reader,
+        navigator_fingerprint=navigator.fingerprint,
+        reference=REFERENCE,
+        must_contain=[CHILD],
+        must_not_contain=[],
+    )
+
+
+def test_without_the_navigator_secret_key_nothing_is_sealed(
+    gnupg_home: Callable[[], Path], navigator_key: PgpKey, key_factory: KeyFactory
+) -> None:
+    dsl = key_factory.make(DSL)
+    with open_keyring(gnupg_home()) as keyring:
+        navigator_key.install_public(keyring)
+        dsl.install_public(keyring)
+        with pytest.raises(SealingError, match="secret key is not usable"):
+            sealed(keyring, navigator_key, dsl)
+
+
+def test_a_signer_not_in_the_keyring_is_refused(
+    gateway_keyring: Keyring, dsl_key: PgpKey, key_factory: KeyFactory
+) -> None:
+    stranger = key_factory.make("someone@elsewhere.example.org")
+    with pytest.raises(SealingError, match=f"signing .* key {stranger.fingerprint} is not in"):
+        sealed(gateway_keyring, stranger, dsl_key)
+
+
+def test_a_recipient_not_in_the_keyring_is_refused(
+    gateway_keyring: Keyring, navigator_key: PgpKey, key_factory: KeyFactory
+) -> None:
+    absent = key_factory.make(DSL)
+    with pytest.raises(SealingError, match=f"recipient key {absent.fingerprint} is not in"):
+        sealed(gateway_keyring, navigator_key, absent)
+
+
+def test_a_recipient_named_by_a_subkey_fingerprint_is_refused(
+    gateway_keyring: Keyring, navigator_key: PgpKey, dsl_key: PgpKey
+) -> None:
+    info = gateway_keyring.key(dsl_key.fingerprint)
+    assert info is not None
+    with pytest.raises(SealingError, match="primary-key fingerprint"):
+        seal(
+            gateway_keyring,
+            notification(),
+            recipient=info.subkeys[0].fingerprint,
+            signer=navigator_key.fingerprint,
+            passphrase=None,
+            headers=outer_headers(),
+        )
+
+
+def test_gnupg_refuses_a_revoked_recipient_key(
+    gateway_keyring: Keyring, navigator_key: PgpKey, key_factory: KeyFactory
+) -> None:
+    revoked = key_factory.make(DSL, revoked=True)
+    revoked.install_public(gateway_keyring)
+    with pytest.raises(SealingError, match="recipient key is not usable"):
+        sealed(gateway_keyring, navigator_key, revoked)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        (("Content-Type", "text/plain"),),
+        (("Subject", "a second subject"),),
+        (("X-Note", "ok\r\nBcc: someone@elsewhere.example.org"),),
+        (("Bad Name", "x"),),
+    ],
+)
+def test_extra_headers_cannot_change_the_structure_or_inject_lines(
+    gateway_keyring: Keyring,
+    navigator_key: PgpKey,
+    dsl_key: PgpKey,
+    extra: tuple[tuple[str, str], ...],
+) -> None:
+    with pytest.raises(SealingError):
+        sealed(gateway_keyring, navigator_key, dsl_key, extra=extra)
+
+
+def test_a_subject_with_a_line_break_is_refused(
+    gateway_keyring: Keyring, navigator_key: PgpKey, dsl_key: PgpKey
+) -> None:
+    with pytest.raises(SealingError, match="Subject contains a line break"):
+        sealed(gateway_keyring, navigator_key, dsl_key, subject=f"{REFERENCE}\r\nBcc: x@y.org")
+
+
+# --------------------------------------------------------------------------------------
+# Opening: strict RFC 3156 structure
+
+
+def rebuilt(raw: bytes, change: Callable[[bytes], bytes]) -> bytes:
+    return change(raw)
+
+
+@pytest.fixture
+def sealed_raw(gateway_keyring: Keyring, navigator_key: PgpKey, dsl_key: PgpKey) -> bytes:
+    return sealed(gateway_keyring, navigator_key, dsl_key)
+
+
+@pytest.mark.parametrize(
+    ("change", "complaint"),
+    [
+        (
+            lambda raw: raw.replace(b"multipart/encrypted;", b"multipart/mixed;", 1),
+            "not PGP/MIME",
+        ),
+        (
+            lambda raw: raw.replace(b'protocol="application/pgp-encrypted"', b'protocol="x"', 1),
+            "protocol 'x'",
+        ),
+        (
+            lambda raw: raw.replace(b"\r\nVersion: 1\r\n", b"\r\nVersion: 2\r\n", 1),
+            "Version: 1",
+        ),
+        (
+            lambda raw: raw.replace(b"application/octet-stream", b"text/plain", 1),
+            "must be application/octet-stream",
+        ),
+        (
+            lambda raw: raw.replace(b"-----END PGP MESSAGE-----", b"", 1),
+            "one armored PGP MESSAGE block",
+        ),
+    ],
+)
+def test_anything_but_rfc3156_structure_is_refused(
+    sealed_raw: bytes, change: Callable[[bytes], bytes], complaint: str
+) -> None:
+    with pytest.raises(OpeningError, match=complaint):
+        encrypted_part(change(sealed_raw))
+
+
+def test_a_third_part_is_refused(sealed_raw: bytes) -> None:
+    outer = BytesParser(policy=email.policy.default).parsebytes(sealed_raw)
+    extra = EmailMessage()
+    extra.set_content("an extra part")
+    outer.attach(extra)
+    with pytest.raises(OpeningError, match="exactly 2 parts, not 3"):
+        encrypted_part(outer.as_bytes())
+
+
+def test_without_the_navigator_public_key_the_signature_is_not_valid(
+    sealed_raw: bytes, dsl_key: PgpKey, gnupg_home: Callable[[], Path]
+) -> None:
+    with open_keyring(gnupg_home()) as reader:
+        dsl_key.install_secret(reader)
+        opened = open_sealed(reader, sealed_raw)
+    assert not opened.signature_valid
+    assert opened.signer_fingerprint is None
