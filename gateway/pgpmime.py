@@ -29,6 +29,9 @@ PROTOCOL = "application/pgp-encrypted"
 ARMOR_BEGIN = "-----BEGIN PGP MESSAGE-----"
 ARMOR_END = "-----END PGP MESSAGE-----"
 PREAMBLE = "This is an OpenPGP/MIME encrypted message (RFC 4880 and 3156)"
+# '.' and '_' are outside the armor's alphabet (RFC 4880 §6.3), so no line of the
+# encrypted part can ever contain this boundary (RFC 2046 §5.1.1).
+_BOUNDARY = "encompass.pgpmime_boundary"
 
 # Headers the outer message sets itself; an extra header may not replace them.
 _OWN_HEADERS = frozenset(
@@ -91,7 +94,7 @@ def seal(
     `inner`, and return the whole RFC 5322 message (CRLF line ends) ready for SMTP."""
     recipient_key = _primary_key(keyring, recipient, "recipient")
     signer_key = _primary_key(keyring, signer, "signing (Navigator)")
-    outer = _outer_message(headers)  # malformed headers fail before gpg runs
+    header_block = _header_block(headers)  # malformed headers fail before gpg runs
     body = inner.as_bytes(policy=email.policy.SMTP)
     result = keyring.gpg.encrypt(
         body,
@@ -103,8 +106,7 @@ def seal(
         extra_args=["--local-user", signer_key.fingerprint],
     )
     armored = _checked_output(result, recipient_key, signer_key)
-    _attach_encrypted(outer, armored)
-    return outer.as_bytes(policy=email.policy.SMTP)
+    return _outer_bytes(header_block, armored)
 
 
 def open_sealed(keyring: Keyring, raw: bytes, *, passphrase: str | None = None) -> Opened:
@@ -233,11 +235,15 @@ _INVALID_KEY = {
 }
 
 
-def _outer_message(headers: OuterHeaders) -> EmailMessage:
+def _header_block(headers: OuterHeaders) -> bytes:
+    """The outer header lines, in order, each folded and RFC 2047-encoded as SMTP needs."""
+    if headers.date.tzinfo is None:
+        raise SealingError("the outer Date header needs a timezone-aware instant")
     given: Sequence[tuple[str, str]] = (
         ("From", headers.from_addr),
         ("To", headers.to_addr),
         ("Subject", headers.subject),
+        ("Date", format_datetime(headers.date)),
         ("Message-ID", headers.message_id),
         ("Disposition-Notification-To", headers.disposition_notification_to),
         *headers.extra,
@@ -253,32 +259,40 @@ def _outer_message(headers: OuterHeaders) -> EmailMessage:
             or lowered.startswith("content-")
         ):
             raise SealingError(f"{name!r} cannot be an extra outer header")
-    if headers.date.tzinfo is None:
-        raise SealingError("the outer Date header needs a timezone-aware instant")
-    outer = EmailMessage(policy=email.policy.SMTP)
-    for name, value in given[:3]:
-        outer[name] = value
-    outer["Date"] = format_datetime(headers.date)
-    for name, value in given[3:]:
-        outer[name] = value
-    outer["MIME-Version"] = "1.0"
-    return outer
+    smtp = email.policy.SMTP
+    folded = b"".join(
+        smtp.fold_binary(name, smtp.header_factory(name, value)) for name, value in given
+    )
+    return folded + b"MIME-Version: 1.0\r\n"
 
 
-def _attach_encrypted(outer: EmailMessage, armored: str) -> None:
-    control = Message(policy=email.policy.SMTP)
-    control["Content-Type"] = PROTOCOL
-    control["Content-Description"] = "PGP/MIME version identification"
-    control.set_payload("Version: 1\r\n")
-    data = Message(policy=email.policy.SMTP)
-    data["Content-Type"] = 'application/octet-stream; name="encrypted.asc"'
-    data["Content-Description"] = "OpenPGP encrypted message"
-    data["Content-Disposition"] = 'inline; filename="encrypted.asc"'
-    # Armor is 7-bit and its lines are 64 characters: no transfer encoding is needed.
-    data.set_payload(armored.replace("\r\n", "\n").replace("\n", "\r\n") + "\r\n")
-    outer["Content-Type"] = f'multipart/encrypted; protocol="{PROTOCOL}"'
-    outer.preamble = PREAMBLE
-    outer.set_payload([control, data])
+def _outer_bytes(header_block: bytes, armored: str) -> bytes:
+    """The RFC 3156 §4 message around `armored`, written out directly: the email package's
+    generator would cost more than GnuPG itself for these two fixed parts."""
+    lines = armored.splitlines()
+    delimiter = f"--{_BOUNDARY}"
+    body = [
+        f'Content-Type: multipart/encrypted; protocol="{PROTOCOL}";',
+        f' boundary="{_BOUNDARY}"',
+        "",
+        PREAMBLE,
+        delimiter,
+        f"Content-Type: {PROTOCOL}",
+        "Content-Description: PGP/MIME version identification",
+        "",
+        "Version: 1",
+        "",
+        delimiter,
+        'Content-Type: application/octet-stream; name="encrypted.asc"',
+        "Content-Description: OpenPGP encrypted message",
+        'Content-Disposition: inline; filename="encrypted.asc"',
+        "",
+        *lines,  # 7-bit, 64-character lines: no transfer encoding needed
+        "",
+        f"{delimiter}--",
+        "",
+    ]
+    return header_block + "\r\n".join(body).encode("ascii")
 
 
 def _text_of(part: Message) -> str:
