@@ -106,6 +106,8 @@ class SmtpTransport:
         A connection found closed before the message was handed over (an idle timeout, a
         421) is reopened once. A connection lost while the server was taking the message
         is not: whether the server kept it is unknown, so the caller decides.
+        Raises PermanentFailure (a 5xx reply) or TemporaryFailure (a 4xx reply, or no
+        usable connection: then `connection_lost` is set).
         """
         if self._smtp is None:
             self._connect()
