@@ -152,7 +152,7 @@ def test_the_outer_message_has_exactly_the_given_headers(
 def test_a_non_ascii_sender_name_is_encoded_and_the_message_stays_7_bit(
     gateway_keyring: Keyring, navigator_key: PgpKey, dsl_key: PgpKey
 ) -> None:
-    sender = "Équipe Navigator, Cambridgeshire <navigator@mash.example.org>"
+    sender = "Équipe Navigator Cambridgeshire <navigator@mash.example.org>"
     raw = sealed(gateway_keyring, navigator_key, dsl_key, from_addr=sender)
     assert raw.isascii()
     outer = BytesParser(policy=email.policy.default).parsebytes(raw)
