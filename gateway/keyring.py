@@ -271,6 +271,17 @@ class Keyring:
             reason = f"no key with the pinned fingerprint {pin} is in the keyring"
         wanted = email.strip().casefold()
         others = sorted(k.fingerprint for k in self._listing().values() if wanted in k.emails)
+        if not pin and others:
+            # Without a pin there is nothing to mismatch: the school's key may well be one
+            # of these, but only a fingerprint confirmed with the school makes it theirs.
+            return KeyCheck(
+                KeyStatus.MISSING,
+                pin,
+                (),
+                None,
+                f"{reason}; the keyring has {', '.join(others)} for {email}: confirm the "
+                "fingerprint with the school and pin it in the contacts list",
+            )
         if wanted and others:
             return KeyCheck(
                 KeyStatus.MISMATCH,
@@ -322,10 +333,9 @@ class Keyring:
         return [ImportedKey(path, listing[fpr], outcome) for path, fpr, outcome in found]
 
     def _refusal(self, path: Path, data: bytes) -> str | None:
-        if b"PRIVATE KEY BLOCK" in data:
-            return f"{path}: holds a secret key; only public keys go into the gateway's keyring"
         scanned = self.gpg.scan_keys_mem(data)
-        if any(entry["type"] == "sec" for entry in scanned):
+        # The armor line is checked too, so a secret key GnuPG cannot parse is still refused.
+        if b"PRIVATE KEY BLOCK" in data or any(entry["type"] == "sec" for entry in scanned):
             return f"{path}: holds a secret key; only public keys go into the gateway's keyring"
         if not any(entry["type"] == "pub" for entry in scanned):
             return f"{path}: holds no OpenPGP public key GnuPG can read"

@@ -80,10 +80,11 @@ def test_a_key_for_the_address_under_another_fingerprint_is_a_mismatch(
 def test_a_contact_without_a_pin_never_gets_the_key_carrying_their_address(
     keyring: Keyring, key_factory: KeyFactory
 ) -> None:
-    installed(keyring, key_factory.make(DSL))
+    key = installed(keyring, key_factory.make(DSL))
     check = keyring.check("", email=DSL, at=BEFORE_EXPIRY)
-    assert check.status is KeyStatus.MISMATCH
+    assert check.status is KeyStatus.MISSING
     assert "no fingerprint is pinned" in check.reason
+    assert f"the keyring has {key.fingerprint} for {DSL}" in check.reason
 
 
 def test_a_short_key_id_is_not_a_pin(keyring: Keyring, key_factory: KeyFactory) -> None:
