@@ -91,7 +91,12 @@ def seal(
     headers: OuterHeaders,
 ) -> bytes:
     """Sign with `signer` and encrypt to `recipient` (both full fingerprints) the MIME entity
-    `inner`, and return the whole RFC 5322 message (CRLF line ends) ready for SMTP."""
+    `inner`, and return the whole RFC 5322 message (CRLF line ends) ready for SMTP.
+
+    With a passphrase-protected signing key, gpg-agent keeps the passphrase for its cache
+    lifetime (10 minutes by default): a wrong passphrase is refused whenever the cache is
+    cold, as at every start, and each signature pays the key's S2K derivation again.
+    """
     recipient_key = _primary_key(keyring, recipient, "recipient")
     signer_key = _primary_key(keyring, signer, "signing (Navigator)")
     header_block = _header_block(headers)  # malformed headers fail before gpg runs
