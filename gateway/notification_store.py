@@ -26,8 +26,13 @@ from gateway.model import (
 
 
 class NotificationState:
+    """planned → sealed → sending → sent (failed: retrying), or exception for a person."""
+
     PLANNED = "planned"
     SEALED = "sealed"
+    SENDING = "sending"
+    FAILED = "failed"  # a message is waiting to be retried
+    SENT = "sent"  # every message has left
     EXCEPTION = "exception"
 
 

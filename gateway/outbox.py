@@ -30,6 +30,7 @@ from enum import StrEnum
 from gateway import audit, notification_store
 from gateway.errors import StateError
 from gateway.model import ExceptionKind
+from gateway.notification_store import NotificationState
 
 
 class MessageState(StrEnum):
@@ -348,13 +349,6 @@ def _audit(
 # The notification follows its messages
 
 
-class _Notified:
-    SENDING = "sending"
-    FAILED = "failed"
-    SENT = "sent"
-    EXCEPTION = notification_store.NotificationState.EXCEPTION
-
-
 def _follow(
     conn: sqlite3.Connection,
     reference: str,
@@ -369,11 +363,17 @@ def _follow(
     ).fetchone()
     if current is None:
         raise StateError(f"outbox messages refer to notification {reference}, which does not exist")
-    if current["state"] == _Notified.EXCEPTION:
+    if current["state"] == NotificationState.EXCEPTION:
         return  # an exception stays until a person resolves it
     if kind is not None:
         notification_store.mark(
-            conn, reference, _Notified.EXCEPTION, at=at, actor=actor, kind=kind, reason=reason
+            conn,
+            reference,
+            NotificationState.EXCEPTION,
+            at=at,
+            actor=actor,
+            kind=kind,
+            reason=reason,
         )
         return
     # The notification only leaves `exception` when a person resolves it; from then on its
@@ -383,11 +383,11 @@ def _follow(
         for row in conn.execute("SELECT state FROM message WHERE reference = ?", (reference,))
     } - {MessageState.EXCEPTION}
     if states == {MessageState.SENT}:
-        state = _Notified.SENT
+        state = NotificationState.SENT
     elif MessageState.FAILED in states:
-        state = _Notified.FAILED
+        state = NotificationState.FAILED
     else:
-        state = _Notified.SENDING
+        state = NotificationState.SENDING
     if state != current["state"]:
         notification_store.mark(conn, reference, state, at=at, actor=actor)
 

@@ -1,0 +1,206 @@
+"""Sealing: every planned notification becomes one encrypted, signed message per recipient
+in the outbox — or an exception, when nobody at the school can receive one safely.
+
+Fail closed at every step: recipients are chosen only among contacts whose pinned key is
+usable at the sealing instant; the content is rendered once and sealed separately for each
+recipient's pinned fingerprint; the messages and the notification's new state commit
+together, so a crash leaves the notification planned and the next run seals it again.
+A sealing error of the gateway's own (the Navigator's key, GnuPG itself) is raised, not
+turned into an exception of the school's: the notification stays planned for the next run.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import formataddr
+
+from gateway import audit, notification_store, outbox
+from gateway.config import DispatchSection, NavigatorSection
+from gateway.errors import ConfigError
+from gateway.keyring import Keyring
+from gateway.model import Contact, Directory, ExceptionKind, Notification
+from gateway.notification_store import NotificationState
+from gateway.pgpmime import OuterHeaders, seal
+from gateway.recipients import KeyVerdict, RecipientChoice, choose_recipients
+from gateway.render import NavigatorContact, render_notification, subject_for
+
+
+@dataclass(frozen=True)
+class Sealer:
+    """What sealing needs: the keyring, the Navigator (sender and signer) and the settings."""
+
+    keyring: Keyring
+    navigator: NavigatorSection
+    passphrase: str | None
+    dispatch: DispatchSection
+    template: str  # "full" or "minimal", from rules/routing.toml
+
+    def __post_init__(self) -> None:
+        if self.navigator.fingerprint is None:
+            raise ConfigError(
+                "navigator.fingerprint is not set: every notification is signed by the "
+                "Navigator's key, so nothing can be sealed without it"
+            )
+
+    @property
+    def signer(self) -> str:
+        assert self.navigator.fingerprint is not None  # checked in __post_init__
+        return self.navigator.fingerprint
+
+
+@dataclass(frozen=True)
+class Excepted:
+    reference: str
+    kind: ExceptionKind
+    reason: str
+
+
+@dataclass(frozen=True)
+class SealReport:
+    sealed: tuple[str, ...]  # references
+    exceptions: tuple[Excepted, ...]
+
+
+def seal_planned(
+    conn: sqlite3.Connection,
+    *,
+    directory: Directory,
+    sealer: Sealer,
+    now: datetime,
+    actor: str,
+) -> SealReport:
+    """Seal every planned notification (those of this intake, and any a crash left behind)."""
+    sealed: list[str] = []
+    exceptions: list[Excepted] = []
+    for notification in notification_store.planned(conn):
+        choice = choose_recipients(
+            directory.contacts(notification.urn),
+            lambda contact: _key_verdict(sealer.keyring, contact, now),
+        )
+        if choice.exception is not None:
+            _record_exception(conn, notification, choice, now=now, actor=actor)
+            exceptions.append(Excepted(notification.reference, choice.exception, choice.reason))
+        else:
+            _seal_for_recipients(conn, notification, choice, sealer=sealer, now=now, actor=actor)
+            sealed.append(notification.reference)
+    return SealReport(tuple(sealed), tuple(exceptions))
+
+
+def _key_verdict(keyring: Keyring, contact: Contact, at: datetime) -> KeyVerdict:
+    check = keyring.check(contact.fingerprint, email=contact.email, at=at)
+    return KeyVerdict(check.exception_kind, check.reason)
+
+
+def _seal_for_recipients(
+    conn: sqlite3.Connection,
+    notification: Notification,
+    choice: RecipientChoice,
+    *,
+    sealer: Sealer,
+    now: datetime,
+    actor: str,
+) -> None:
+    navigator = sealer.navigator
+    inner = render_notification(
+        notification,
+        navigator=NavigatorContact(navigator.name, navigator.email, navigator.phone),
+        template=sealer.template,
+    )
+    settings = sealer.dispatch
+    messages = []
+    for contact in choice.recipients:
+        message_id = outbox.message_id_for(notification.reference, contact.email, settings.domain)
+        body = seal(
+            sealer.keyring,
+            inner,
+            recipient=contact.fingerprint,
+            signer=sealer.signer,
+            passphrase=sealer.passphrase,
+            headers=OuterHeaders(
+                from_addr=formataddr((navigator.name, navigator.email)),
+                to_addr=contact.email,
+                subject=subject_for(notification.reference),
+                date=now,
+                message_id=message_id,
+                disposition_notification_to=navigator.email,
+            ),
+        )
+        messages.append((contact, message_id, body))
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for contact, message_id, body in messages:
+            outbox.store_sealed(
+                conn,
+                reference=notification.reference,
+                contact_role=contact.role.value,
+                recipient=contact.email,
+                fingerprint=contact.fingerprint,
+                message_id=message_id,
+                return_path=outbox.return_path_for(
+                    message_id, settings.bounce_local_part, settings.domain
+                ),
+                due=notification.due,
+                body=body,
+                sealed_at=now,
+                actor=actor,
+            )
+        _record_passed_over(conn, notification, choice, now=now, actor=actor)
+        notification_store.mark(
+            conn, notification.reference, NotificationState.SEALED, at=now, actor=actor
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _record_exception(
+    conn: sqlite3.Connection,
+    notification: Notification,
+    choice: RecipientChoice,
+    *,
+    now: datetime,
+    actor: str,
+) -> None:
+    assert choice.exception is not None
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        _record_passed_over(conn, notification, choice, now=now, actor=actor)
+        notification_store.mark(
+            conn,
+            notification.reference,
+            NotificationState.EXCEPTION,
+            at=now,
+            actor=actor,
+            kind=choice.exception,
+            reason=choice.reason,
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _record_passed_over(
+    conn: sqlite3.Connection,
+    notification: Notification,
+    choice: RecipientChoice,
+    *,
+    now: datetime,
+    actor: str,
+) -> None:
+    # A DA Lead whose key has expired while the DSL's works still needs a person to chase
+    # the key: the audit (and so the digest) says who was passed over and why.
+    for unusable in choice.unusable:
+        audit.append(
+            conn,
+            "contact.passed_over",
+            actor=actor,
+            at=now,
+            reference=notification.reference,
+            urn=notification.urn,
+            contact_role=unusable.contact.role.value,
+            exception_kind=unusable.kind.value,
+        )
