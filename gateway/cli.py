@@ -7,21 +7,31 @@ their message and exit status 2; nothing here decides anything about a child.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
+from gateway import audit
+from gateway.audit_export import export_navigator_record
 from gateway.clock import Clock, FixedClock, SystemClock, parse_instant
 from gateway.config import LoadedConfig, load_config
+from gateway.demo import DEMO_MORNING, run_demo
+from gateway.directory import import_directory, load_roll_profiles
 from gateway.errors import ConfigError, GatewayError, StateError
+from gateway.intake_store import record_plan
+from gateway.operations import dispatch_now, plan_and_seal, plan_file
+from gateway.plan import decision_json, render_table
+from gateway.ruleset import load_rules
+from gateway.sealing import SealReport
+from gateway.store import open_state
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -33,7 +43,7 @@ class Context:
 
 
 def _reports_errors(command: F) -> F:
-    @wraps(command)
+    @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
@@ -103,7 +113,6 @@ def directory_import(
 
     The import is atomic: if any file cannot be imported, the previous directory stays whole.
     """
-    from gateway.directory import import_directory, load_roll_profiles
 
     settings = obj.config.config.directory
     gias_path = _file_setting(obj, "gias", gias or settings.gias)
@@ -140,31 +149,76 @@ def process(obj: Context, file: Path, dry_run: bool, as_json: bool) -> None:
 
     Exit status 0 when the file was processed (exceptions included); 2 when it could not be read.
     """
-    from gateway.intake_store import record_plan
-    from gateway.operations import plan_file
-
     conn = _state(obj)
     arrival = obj.clock.now()
-    intake, plan = plan_file(file, conn=conn, config=obj.config, arrival=arrival)
+    rules = load_rules(obj.config.rules_dir)
+    intake, plan = plan_file(file, conn=conn, config=obj.config, rules=rules, arrival=arrival)
     if as_json:
-        from gateway.plan import decision_json
-
         click.echo(json.dumps([decision_json(d) for d in plan.decisions], indent=2))
     else:
-        from gateway.plan import render_table
-
         click.echo(render_table(plan))
     if dry_run:
         return
-    recorded = record_plan(conn, plan, incidents=len(intake.incidents), actor="cli:process")
-    if recorded.new:
-        message = f"recorded intake {recorded.intake_id}: {len(plan.decisions)} decisions"
-    else:
-        message = (
+    actor = "cli:process"
+    say = functools.partial(click.echo, err=as_json)  # keep stdout pure JSON with --json
+    recorded = record_plan(conn, plan, incidents=len(intake.incidents), actor=actor)
+    if not recorded.new:
+        say(
             f"already processed as intake {recorded.intake_id} at "
             f"{recorded.received_at.isoformat()}: nothing new recorded"
         )
-    click.echo(message, err=as_json)
+        return
+    say(f"recorded intake {recorded.intake_id}: {len(plan.decisions)} decisions")
+    delivery = plan_and_seal(
+        conn,
+        intake,
+        plan,
+        intake_id=recorded.intake_id,
+        config=obj.config,
+        rules=rules,
+        actor=actor,
+    )
+    say(
+        f"notifications: {delivery.planned} planned"
+        + (
+            f", {delivery.already_planned} already planned earlier"
+            if delivery.already_planned
+            else ""
+        )
+    )
+    if delivery.sealing is None:
+        say("not sealed yet: navigator.fingerprint is not configured; `dispatch` seals them")
+    else:
+        _say_sealing(delivery.sealing, say)
+
+
+def _say_sealing(report: SealReport, say: Callable[[str], None]) -> None:
+    say(f"sealed: {len(report.sealed)} notifications")
+    for excepted in report.exceptions:
+        say(f"exception {excepted.kind.value}: {excepted.reference}: {excepted.reason}")
+
+
+@cli.command()
+@click.pass_obj
+@_reports_errors
+def dispatch(obj: Context) -> None:
+    """Seal anything still planned, then send every message due now over SMTP submission."""
+    conn = _state(obj)
+    sealing, report = dispatch_now(
+        conn, config=obj.config, now=obj.clock.now(), actor="cli:dispatch"
+    )
+    _say_sealing(sealing, click.echo)
+    for sent in report.sent:
+        click.echo(f"sent {sent.reference} {sent.message_id}")
+    for retry in report.retrying:
+        when = retry.next_attempt.isoformat() if retry.next_attempt else "later"
+        click.echo(f"retrying {retry.reference} at {when}: {retry.reason}")
+    for failed in report.exceptions:
+        click.echo(f"exception {failed.reference}: {failed.reason}")
+    click.echo(
+        f"dispatch: {len(report.sent)} sent, {len(report.retrying)} to retry, "
+        f"{len(report.exceptions)} exceptions"
+    )
 
 
 @cli.command()
@@ -180,8 +234,6 @@ def demo(obj: Context, workspace: Path | None) -> None:
 
     Runs on a simulated Monday morning in term unless --now is given. Nothing is sent.
     """
-    from gateway.demo import DEMO_MORNING, run_demo
-    from gateway.plan import render_table
 
     now = obj.clock.now() if isinstance(obj.clock, FixedClock) else DEMO_MORNING
     workspace = workspace or Path(tempfile.mkdtemp(prefix="encompass-demo-"))
@@ -215,13 +267,12 @@ def audit_group() -> None:
 @_reports_errors
 def audit_verify(obj: Context, expect: str | None) -> None:
     """Recompute the hash chain; exit 1 naming the first bad entry."""
-    from gateway.audit import parse_anchor, verify
 
     try:
-        anchor = parse_anchor(expect) if expect else None
+        anchor = audit.parse_anchor(expect) if expect else None
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--expect") from None
-    report = verify(_state(obj), expect=anchor)
+    report = audit.verify(_state(obj), expect=anchor)
     click.echo(str(report))
     if not report.ok:
         sys.exit(1)
@@ -233,8 +284,6 @@ def audit_verify(obj: Context, expect: str | None) -> None:
 @_reports_errors
 def audit_export(obj: Context, out: Path) -> None:
     """Write the Navigator's record spreadsheet (.xlsx): every child, school, DSL, sent, outcome."""
-    from gateway import audit
-    from gateway.audit_export import export_navigator_record
 
     conn = _state(obj)
     rows = export_navigator_record(conn, out)
@@ -256,7 +305,6 @@ def _file_setting(obj: Context, key: str, path: Path | None) -> Path:
 
 
 def _state(obj: Context) -> sqlite3.Connection:
-    from gateway.store import open_state
 
     database = obj.config.database
     if not database.parent.exists() and obj.config.source is None:

@@ -14,6 +14,7 @@ from gateway.config import load_config
 from gateway.directory import ImportSummary, import_directory, load_roll_profiles
 from gateway.operations import plan_file
 from gateway.plan import Plan
+from gateway.ruleset import load_rules
 from gateway.store import open_state
 from gateway.synthetic import SamplePaths, write_sample
 
@@ -44,7 +45,8 @@ def run_demo(workspace: Path, *, now: datetime) -> DemoRun:
             roll_columns=profiles[settings.roll_profile],
             imported_at=now,
         )
-        _, plan = plan_file(sample.workbook, conn=conn, config=config, arrival=now)
+        rules = load_rules(config.rules_dir)
+        _, plan = plan_file(sample.workbook, conn=conn, config=config, rules=rules, arrival=now)
     finally:
         conn.close()
     return DemoRun(sample, summary, plan)

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from gateway.clock import LONDON
 from gateway.config import LoadedConfig
 from gateway.directory import SqliteDirectory
+from gateway.dispatch import DispatchReport, dispatch_due
 from gateway.errors import SpreadsheetRefused, StateError
+from gateway.keyring import open_keyring
 from gateway.model import SpreadsheetIntake
+from gateway.notification_store import save_planned
+from gateway.notifications import plan_notifications
 from gateway.plan import Plan, build_plan
-from gateway.ruleset import load_rules
+from gateway.ruleset import Rules, load_rules
+from gateway.sealing import Sealer, SealReport, seal_planned
+from gateway.smtp_transport import SmtpTransport
 from gateway.spreadsheet import read_police_workbook
 from gateway.xlsx_guard import XlsxLimits
 
@@ -44,10 +51,9 @@ def read_spreadsheet_file(path: Path, limits: XlsxLimits) -> bytes:
 
 
 def plan_file(
-    path: Path, *, conn: sqlite3.Connection, config: LoadedConfig, arrival: datetime
+    path: Path, *, conn: sqlite3.Connection, config: LoadedConfig, rules: Rules, arrival: datetime
 ) -> tuple[SpreadsheetIntake, Plan]:
     """Read a police spreadsheet and decide every child's outcome, recording nothing."""
-    rules = load_rules(config.rules_dir)
     limits = intake_limits(config)
     intake = read_police_workbook(
         read_spreadsheet_file(path, limits),
@@ -63,3 +69,77 @@ def plan_file(
             " import` before processing a spreadsheet"
         )
     return intake, build_plan(intake, directory=directory, rules=rules, arrival=arrival)
+
+
+# --------------------------------------------------------------------------------------
+# After intake: plan, seal, dispatch
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What a run did beyond recording decisions: notifications planned and sealed."""
+
+    planned: int
+    already_planned: int
+    sealing: SealReport | None  # None: sealing is not configured (no navigator.fingerprint)
+
+
+def plan_and_seal(
+    conn: sqlite3.Connection,
+    intake: SpreadsheetIntake,
+    plan: Plan,
+    *,
+    intake_id: int,
+    config: LoadedConfig,
+    rules: Rules,
+    actor: str,
+) -> Delivery:
+    """Store a notification per incident and school, then seal what is planned."""
+    planned = already = 0
+    for notification in plan_notifications(intake.incidents, plan.decisions):
+        if save_planned(conn, notification, intake_id=intake_id, at=plan.arrival, actor=actor):
+            planned += 1
+        else:
+            already += 1
+    if config.config.navigator.fingerprint is None:
+        return Delivery(planned, already, None)
+    sealing = seal_now(
+        conn, config=config, template=rules.routing.template, now=plan.arrival, actor=actor
+    )
+    return Delivery(planned, already, sealing)
+
+
+def seal_now(
+    conn: sqlite3.Connection, *, config: LoadedConfig, template: str, now: datetime, actor: str
+) -> SealReport:
+    """Seal every planned notification (after an intake, or left by an interrupted run)."""
+    settings = config.config
+    passphrase = settings.navigator.passphrase
+    with open_keyring(settings.gnupg.home) as keyring:
+        sealer = Sealer(
+            keyring=keyring,
+            navigator=settings.navigator,
+            passphrase=passphrase.resolve() if passphrase else None,
+            dispatch=settings.dispatch,
+            template=template,
+        )
+        return seal_planned(
+            conn, directory=SqliteDirectory(conn), sealer=sealer, now=now, actor=actor
+        )
+
+
+def dispatch_now(
+    conn: sqlite3.Connection, *, config: LoadedConfig, now: datetime, actor: str
+) -> tuple[SealReport, DispatchReport]:
+    """Seal anything still planned, then send every message due at `now`."""
+    template = load_rules(config.rules_dir).routing.template
+    sealing = seal_now(conn, config=config, template=template, now=now, actor=actor)
+    smtp = config.config.smtp
+
+    def connect() -> SmtpTransport:
+        return SmtpTransport.open(smtp, password=smtp.password.resolve() if smtp.password else None)
+
+    report = dispatch_due(
+        conn, now=now, connect=connect, settings=config.config.dispatch, actor=actor
+    )
+    return sealing, report
