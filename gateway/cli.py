@@ -24,9 +24,11 @@ from gateway.audit_export import export_navigator_record
 from gateway.clock import Clock, FixedClock, SystemClock, parse_instant
 from gateway.config import LoadedConfig, load_config
 from gateway.demo import DEMO_MORNING, run_demo
-from gateway.directory import import_directory, load_roll_profiles
+from gateway.directory import SqliteDirectory, import_directory, load_roll_profiles
 from gateway.errors import ConfigError, GatewayError, StateError
 from gateway.intake_store import record_plan
+from gateway.key_reports import contact_key_report, import_report
+from gateway.keyring import KeyStatus, open_keyring
 from gateway.operations import dispatch_now, plan_and_seal, plan_file
 from gateway.plan import decision_json, render_table
 from gateway.ruleset import load_rules
@@ -250,6 +252,54 @@ def demo(obj: Context, workspace: Path | None) -> None:
         "Try it yourself:    encompass-gateway --config "
         f"{result.sample.config} process {result.sample.workbook} --dry-run"
     )
+
+
+@cli.group()
+def keys() -> None:
+    """The OpenPGP public keys of the schools' contacts, pinned by fingerprint."""
+
+
+@keys.command("import")
+@click.argument("folder", type=click.Path(path_type=Path, file_okay=False))
+@click.pass_obj
+@_reports_errors
+def keys_import(obj: Context, folder: Path) -> None:
+    """Import the armored public keys in FOLDER and say which contacts each one serves."""
+    conn = _state(obj)
+    with open_keyring(obj.config.config.gnupg.home) as keyring:
+        imported = keyring.import_folder(folder)
+        contacts = SqliteDirectory(conn).all_contacts()
+        for line in import_report(imported, contacts):
+            click.echo(line.render())
+        conn.execute("BEGIN IMMEDIATE")
+        for key in imported:
+            audit.append(
+                conn,
+                "key.imported",
+                actor="cli:keys-import",
+                at=obj.clock.now(),
+                fingerprint=key.fingerprint,
+                outcome=key.outcome,
+            )
+        conn.execute("COMMIT")
+    click.echo(f"{len(imported)} keys imported from {folder}")
+
+
+@keys.command("list")
+@click.pass_obj
+@_reports_errors
+def keys_list(obj: Context) -> None:
+    """Every contact's key status now; keys that stop working within 30 days are marked."""
+    conn = _state(obj)
+    with open_keyring(obj.config.config.gnupg.home) as keyring:
+        lines = contact_key_report(
+            keyring, SqliteDirectory(conn).all_contacts(), at=obj.clock.now()
+        )
+    for line in lines:
+        click.echo(line.render())
+    usable = sum(1 for line in lines if line.status is KeyStatus.OK)
+    soon = sum(1 for line in lines if line.expiring_soon)
+    click.echo(f"{len(lines)} contacts: {usable} with a usable key, {soon} expiring within 30 days")
 
 
 @cli.group("audit")

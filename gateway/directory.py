@@ -376,9 +376,15 @@ class SqliteDirectory:
         return tuple(self._establishments().values())
 
     def contacts(self, urn: int) -> Sequence[Contact]:
+        return self._contacts("WHERE urn = ?", (urn,))
+
+    def all_contacts(self) -> Sequence[Contact]:
+        """Every contact of every school, by URN (for `keys list` and key checks)."""
+        return self._contacts("", ())
+
+    def _contacts(self, where: str, args: tuple[object, ...]) -> list[Contact]:
         rows = self._conn.execute(
-            f"SELECT {', '.join(_CONTACT_COLUMNS)} FROM contact WHERE urn = ? ORDER BY id",
-            (urn,),
+            f"SELECT {', '.join(_CONTACT_COLUMNS)} FROM contact {where} ORDER BY urn, id", args
         )
         return [
             Contact(

@@ -1,0 +1,168 @@
+"""The day through the command line: directory, keys, intake at 07:00, dispatch at 09:00 —
+real GnuPG, a real SMTP sink, every message checked by the shared sealing invariant."""
+
+import csv
+import json
+import sqlite3
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from invariants import assert_sealed
+from pgp_keys import KeyFactory, PgpKey
+from smtp_sink import SmtpSink
+
+from gateway.cli import cli
+from gateway.keyring import Keyring, open_keyring
+from gateway.notification_store import notification_from_json
+from gateway.synthetic import SamplePaths, write_sample
+
+INTAKE = "2026-03-02T07:00:00+00:00"  # Monday morning, before 09:00 GMT
+BEFORE_NINE = "2026-03-02T08:59:00+00:00"
+AT_NINE = "2026-03-02T09:00:00+00:00"
+
+
+class Day:
+    def __init__(self, sample: SamplePaths, config: Path, keys: dict[str, PgpKey]) -> None:
+        self.sample, self.config, self.keys = sample, config, keys
+
+    def run(self, *args: str, now: str = INTAKE) -> Result:
+        result = CliRunner().invoke(cli, ["--config", str(self.config), "--now", now, *args])
+        assert result.exit_code == 0, result.output
+        return result
+
+    def state(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.config.parent / "state" / "gateway.sqlite3")
+        conn.row_factory = sqlite3.Row
+        return conn
+
+
+@pytest.fixture
+def day(
+    tmp_path: Path,
+    key_factory: KeyFactory,
+    navigator_key: PgpKey,
+    gnupg_home: Callable[[], Path],
+    smtp_sink: SmtpSink,
+) -> Day:
+    sample = write_sample(tmp_path / "sample", reported_on=date(2026, 3, 2))
+    notified = _notified_urns(sample)
+    keys = _pin_real_keys(sample.directory.contacts, notified, key_factory, tmp_path / "keys")
+    home = gnupg_home()
+    with open_keyring(home) as keyring:
+        navigator_key.install_secret(keyring)
+    config = sample.config
+    config.write_text(
+        config.read_text(encoding="utf-8")
+        + f"""
+[navigator]
+email = "{navigator_key.email}"
+fingerprint = "{navigator_key.fingerprint}"
+
+[gnupg]
+home = "{home}"
+
+[smtp]
+host = "127.0.0.1"
+port = {smtp_sink.port}
+tls = "none"
+""",
+        encoding="utf-8",
+    )
+    return Day(sample, config, keys)
+
+
+def _notified_urns(sample: SamplePaths) -> set[int]:
+    runner = CliRunner()
+    base = ["--config", str(sample.config), "--now", INTAKE]
+    assert runner.invoke(cli, [*base, "directory", "import", "--no-progress"]).exit_code == 0
+    plan = json.loads(
+        runner.invoke(cli, [*base, "process", str(sample.workbook), "--dry-run", "--json"]).output
+    )
+    return {entry["urn"] for entry in plan if entry["outcome"] == "notify"}
+
+
+def _pin_real_keys(
+    contacts_csv: Path, urns: set[int], factory: KeyFactory, folder: Path
+) -> dict[str, PgpKey]:
+    """Give every contact of the notified schools a real key, as the LA would pin them."""
+    with contacts_csv.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    folder.mkdir()
+    keys = {}
+    for row in rows:
+        if int(row["URN"]) in urns:
+            key = factory.make(row["Email"])
+            keys[row["Email"]] = key
+            row["Fingerprint"] = key.fingerprint
+            (folder / f"{key.fingerprint}.asc").write_bytes(key.public)
+    with contacts_csv.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return keys
+
+
+def test_the_day_from_intake_to_sealed_messages_at_nine(
+    day: Day,
+    smtp_sink: SmtpSink,
+    navigator_key: PgpKey,
+    recipient_home: Callable[[PgpKey], Keyring],
+) -> None:
+    day.run("directory", "import", "--no-progress")
+    imported = day.run("keys", "import", str(day.config.parent.parent / "keys"))
+    assert f"{len(day.keys)} keys imported" in imported.output
+    assert "serves: URN" in imported.output
+    listed = day.run("keys", "list")
+    assert "with a usable key" in listed.output
+
+    processed = day.run("process", str(day.sample.workbook))
+    assert "sealed:" in processed.output
+    early = day.run("dispatch", now=BEFORE_NINE)
+    assert "dispatch: 0 sent" in early.output
+    assert smtp_sink.received == []
+
+    at_nine = day.run("dispatch", now=AT_NINE)
+    with day.state() as conn:
+        messages = conn.execute("SELECT * FROM message").fetchall()
+        contents = {
+            row["reference"]: notification_from_json(json.loads(row["content"]))
+            for row in conn.execute("SELECT reference, content FROM notification")
+        }
+    assert messages and f"dispatch: {len(messages)} sent" in at_nine.output
+    assert len(smtp_sink.received) == len(messages)
+    for received in smtp_sink.received:
+        (recipient,) = received.rcpt_tos
+        row = next(
+            m for m in messages if m["recipient"] == recipient and m["body"] == received.data
+        )
+        notification = contents[row["reference"]]
+        others = [
+            child.display_name
+            for other in contents.values()
+            if other.incident.ref == notification.incident.ref and other is not notification
+            for child in other.children
+        ]
+        assert_sealed(
+            received.data,
+            recipient_home_or_keyring=recipient_home(day.keys[recipient]),
+            navigator_fingerprint=navigator_key.fingerprint,
+            reference=notification.reference,
+            must_contain=[child.display_name for child in notification.children],
+            must_not_contain=others,
+            dates_of_birth=[c.dob for c in notification.children if c.dob],
+        )
+    assert "intact" in day.run("audit", "verify").output
+
+
+def test_a_second_dispatch_sends_nothing_again(day: Day, smtp_sink: SmtpSink) -> None:
+    day.run("directory", "import", "--no-progress")
+    day.run("keys", "import", str(day.config.parent.parent / "keys"))
+    day.run("process", str(day.sample.workbook))
+    day.run("dispatch", now=AT_NINE)
+    sent = len(smtp_sink.received)
+    again = day.run("dispatch", now="2026-03-02T09:05:00+00:00")
+    assert "dispatch: 0 sent" in again.output
+    assert len(smtp_sink.received) == sent
