@@ -11,18 +11,27 @@ from pathlib import Path
 
 import pytest
 from invariants import assert_sealed
+from matching_corpus import InMemoryDirectory
 from pgp_keys import KeyFactory, PgpKey, new_gnupg_home, recipient_keyring, remove_gnupg_home
 from smtp_sink import Certificate, Received, SmtpSink, make_certificate
 
 from gateway import notification_store, outbox
 from gateway.clock import LONDON
-from gateway.config import DispatchSection
+from gateway.config import DispatchSection, NavigatorSection
 from gateway.keyring import Keyring, open_keyring
-from gateway.model import ChildRecord, CrimeStatus, Incident, Notification, Risk, SourceRow
+from gateway.model import (
+    ChildRecord,
+    Contact,
+    ContactRole,
+    CrimeStatus,
+    Incident,
+    Notification,
+    Risk,
+    SourceRow,
+)
 from gateway.notifications import reference_code
 from gateway.outbox import OutboxMessage
-from gateway.pgpmime import OuterHeaders, seal
-from gateway.render import NavigatorContact, render_notification, subject_for
+from gateway.sealing import Sealer, seal_planned
 from gateway.store import open_state
 
 NAVIGATOR_EMAIL = "navigator@mash.example.org"
@@ -133,10 +142,10 @@ class SealedOutbox:
         due: datetime | None = None,
         urn: int = 100001,
     ) -> list[OutboxMessage]:
-        """Plan a notification of CHILD to the school `urn`, seal it for each (role, address)
-        and store the messages, as intake does; returns them."""
+        """Plan a notification of CHILD to the school `urn` whose contacts are `recipients`
+        (role, address), each with a key, and seal it through the gateway's own sealing, as
+        intake does; returns its messages."""
         reference = reference_code(incident_ref, urn)
-        due = due or self.due
         incident = Incident(
             incident_ref,
             datetime(2026, 2, 28, 22, 15, tzinfo=LONDON),
@@ -146,66 +155,39 @@ class SealedOutbox:
             circumstances="Verbal argument overheard by neighbours",
             location="Home address",
         )
-        notification = Notification(reference, incident, urn, "Example Primary", (CHILD,), due)
+        notification = Notification(
+            reference, incident, urn, "Example Primary", (CHILD,), due or self.due
+        )
         notification_store.save_planned(
             self.conn, notification, intake_id=1, at=SEALED_AT, actor="test"
         )
-        inner = render_notification(
-            notification,
-            navigator=NavigatorContact("Education Navigator", self.navigator.email),
-            template="full",
-        )
-        sealed = []
+        contacts = []
         for role, address in recipients:
             key = self.key_factory.make(address)
             key.install_public(self.keyring)
-            message_id = outbox.message_id_for(reference, address, self.settings.domain)
-            headers = OuterHeaders(
-                from_addr=f"Education Navigator <{self.navigator.email}>",
-                to_addr=address,
-                subject=subject_for(reference),
-                date=SEALED_AT,
-                message_id=message_id,
-                disposition_notification_to=self.navigator.email,
+            contacts.append(
+                Contact(urn, ContactRole(role), "Contact", address, fingerprint=key.fingerprint)
             )
-            body = seal(
-                self.keyring,
-                inner,
-                recipient=key.fingerprint,
-                signer=self.navigator.fingerprint,
-                passphrase=None,
-                headers=headers,
-            )
-            sealed.append((role, address, key.fingerprint, message_id, body))
-        rows = []
-        self.conn.execute("BEGIN IMMEDIATE")
-        for role, address, fingerprint, message_id, body in sealed:
-            rows.append(
-                outbox.store_sealed(
-                    self.conn,
-                    reference=reference,
-                    contact_role=role,
-                    recipient=address,
-                    fingerprint=fingerprint,
-                    message_id=message_id,
-                    return_path=outbox.return_path_for(
-                        message_id, self.settings.bounce_local_part, self.settings.domain
-                    ),
-                    due=due,
-                    body=body,
-                    sealed_at=SEALED_AT,
-                    actor="test",
-                )
-            )
-        notification_store.mark(
+        sealer = Sealer(
+            keyring=self.keyring,
+            navigator=NavigatorSection(
+                email=self.navigator.email, fingerprint=self.navigator.fingerprint
+            ),
+            passphrase=None,
+            dispatch=self.settings,
+            template="full",
+        )
+        seal_planned(
             self.conn,
-            reference,
-            notification_store.NotificationState.SEALED,
-            at=SEALED_AT,
+            directory=InMemoryDirectory([], [], contacts),
+            sealer=sealer,
+            now=SEALED_AT,
             actor="test",
         )
-        self.conn.execute("COMMIT")
-        return [outbox.get_message(self.conn, row) for row in rows]
+        rows = self.conn.execute(
+            "SELECT id FROM message WHERE reference = ? ORDER BY id", (reference,)
+        ).fetchall()
+        return [outbox.get_message(self.conn, row["id"]) for row in rows]
 
     def check(self, received: Received) -> EmailMessage:
         """Assert a received message is one of the outbox's, delivered byte for byte to its
