@@ -131,6 +131,37 @@ class DispatchSection(Strict):
     bounce_local_part: str = "bounces"
 
 
+class PoliceSection(Strict):
+    """Who may send the police spreadsheet, and how their mail must prove it (invariant 3)."""
+
+    # Allow-listed senders: full addresses, or "@domain" for any address of that domain.
+    senders: tuple[str, ...] = ()
+    # "pgp": a valid OpenPGP signature by a pinned police key; "dkim": DKIM pass for the
+    # sender's domain with DMARC pass, in Authentication-Results added by trusted_authserv_id;
+    # "either" or "both".
+    authentication: Literal["pgp", "dkim", "either", "both"] = "pgp"
+    fingerprints: tuple[Fingerprint, ...] = ()  # pinned police signing keys
+    trusted_authserv_id: str | None = None  # the MASH mail server's authserv-id
+    # The MASH key (secret key in the gateway's GnuPG home) that police mail may be
+    # encrypted to; its passphrase, if any, from a file or the environment.
+    mash_fingerprint: Fingerprint | None = None
+    mash_passphrase: SecretRef | None = None
+
+    @model_validator(mode="after")
+    def _can_authenticate(self) -> PoliceSection:
+        pgp, dkim = bool(self.fingerprints), self.trusted_authserv_id is not None
+        needs = {
+            "pgp": ("the police keys' fingerprints (fingerprints)", pgp),
+            "dkim": ("trusted_authserv_id, the MASH mail server's authserv-id", dkim),
+            "both": ("fingerprints and trusted_authserv_id", pgp and dkim),
+            "either": ("fingerprints or trusted_authserv_id", pgp or dkim),
+        }
+        what, present = needs[self.authentication]
+        if not present:
+            raise ValueError(f"authentication = {self.authentication!r} needs {what}")
+        return self
+
+
 class Config(Strict):
     state: StateSection = StateSection()
     rules: RulesSection = RulesSection()
@@ -140,6 +171,7 @@ class Config(Strict):
     gnupg: GnupgSection = GnupgSection()
     smtp: SmtpSection = SmtpSection()
     dispatch: DispatchSection = DispatchSection()
+    police: PoliceSection | None = None  # needed only by mailbox intake
 
 
 @dataclass(frozen=True)
@@ -207,6 +239,10 @@ def _absolute(config: Config, base: Path) -> Config:
             ),
             "navigator": config.navigator.model_copy(
                 update={"passphrase": secret(config.navigator.passphrase)}
+            ),
+            "police": config.police
+            and config.police.model_copy(
+                update={"mash_passphrase": secret(config.police.mash_passphrase)}
             ),
             "directory": directory.model_copy(
                 update={

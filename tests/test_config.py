@@ -128,3 +128,21 @@ def test_secret_file_is_relative_to_the_config_file(tmp_path: Path) -> None:
     path = write(tmp_path, '[smtp]\nusername = "nav"\npassword = { file = "smtp.secret" }\n')
     password = load_config(path).config.smtp.password
     assert password is not None and password.file == tmp_path / "smtp.secret"
+
+
+def test_police_pgp_authentication_needs_pinned_keys(tmp_path: Path) -> None:
+    text = '[police]\nsenders = ["@police.example.org"]\nauthentication = "pgp"\n'
+    with pytest.raises(ConfigError, match=r"police: .*needs the police keys' fingerprints"):
+        load_config(write(tmp_path, text))
+
+
+def test_police_dkim_authentication_needs_the_trusted_authserv_id(tmp_path: Path) -> None:
+    text = '[police]\nauthentication = "dkim"\n'
+    with pytest.raises(ConfigError, match=r"police: .*needs trusted_authserv_id"):
+        load_config(write(tmp_path, text))
+
+
+def test_police_either_authentication_with_dkim_only_is_valid(tmp_path: Path) -> None:
+    text = '[police]\nauthentication = "either"\ntrusted_authserv_id = "mx.mash.example.org"\n'
+    police = load_config(write(tmp_path, text)).config.police
+    assert police is not None and police.authentication == "either"
