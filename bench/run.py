@@ -1,5 +1,9 @@
-"""The benchmark run: generate each directory and police file, run each command in a child
-process of its own (so its peak memory is its own), score the plan, print the table."""
+"""The benchmark run, in two sections (`--only` picks one):
+
+- routing: generate each directory and police file, run each command in a child process of
+  its own (so its peak memory is its own), score the plan, print the table;
+- sealing: seal and dispatch planned notifications to a loopback SMTP sink, next to bare
+  gpg and a bare SMTP round trip (bench/sealing.py)."""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from datetime import date
 from pathlib import Path
 from typing import Literal
 
+from bench.sealing import FULL_SIZE, SealingBenchFailed, bench_sealing, render_sealing
 from gateway.synthetic import generate_directory, generate_police_workbook, write_config
 from gateway.synthetic.scoring import RoutingScore, score_plan
 
@@ -44,6 +49,8 @@ QUICK = (
     Scale("county", 60, 5_000, 20, "per_child", 15, 2, None),
     Scale("national", 1_200, 30_000, 200, "per_incident", None, 60, 1024),
 )
+SECTIONS = ("routing", "sealing")
+QUICK_NOTIFICATIONS = 30
 
 
 @dataclass(frozen=True)
@@ -64,31 +71,60 @@ class Measured:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
-    parser.add_argument("--skip-national", action="store_true", help="county only")
+    parser.add_argument("--only", choices=SECTIONS, help="run one section (default: both)")
+    parser.add_argument("--skip-national", action="store_true", help="routing: county only")
+    parser.add_argument(
+        "--notifications",
+        type=int,
+        help=f"sealing: how many (default {FULL_SIZE}, {QUICK_NOTIFICATIONS} with --quick)",
+    )
     parser.add_argument("--seed", type=int, default=1, help="seed of the generated data")
     parser.add_argument(
         "--workdir", type=Path, help="generate here and keep the files (default: a temp dir)"
     )
     args = parser.parse_args(argv)
-    scales: Sequence[Scale] = QUICK if args.quick else FULL
-    if args.skip_national:
-        scales = scales[:1]
+    if args.notifications is not None and args.notifications < 1:
+        parser.error("--notifications must be at least 1")
     if args.workdir is not None:
         args.workdir.mkdir(parents=True, exist_ok=True)
-        results = run(scales, args.workdir.resolve(), args.seed)
-    else:
-        with tempfile.TemporaryDirectory(prefix="encompass-bench-") as workdir:
-            results = run(scales, Path(workdir), args.seed)
-    print()
-    print(render(results, quick=args.quick))
-    broken = [
-        r
-        for r in results
-        if r.failed or (r.score is not None and (r.score.wrong_routes or r.score.missing))
-    ]
-    return 1 if broken else 0
+        return run_sections(args, args.workdir.resolve())
+    with tempfile.TemporaryDirectory(prefix="encompass-bench-") as workdir:
+        return run_sections(args, Path(workdir))
+
+
+def run_sections(args: argparse.Namespace, workdir: Path) -> int:
+    """Run the sections `args` asks for; 1 when a step failed or routed a child wrongly."""
+    status = 0
+    if args.only in (None, "routing"):
+        scales: Sequence[Scale] = QUICK if args.quick else FULL
+        if args.skip_national:
+            scales = scales[:1]
+        results = run(scales, workdir, args.seed)
+        print()
+        print(render(results, quick=args.quick))
+        broken = [
+            r
+            for r in results
+            if r.failed or (r.score is not None and (r.score.wrong_routes or r.score.missing))
+        ]
+        status = 1 if broken else status
+    if args.only in (None, "sealing"):
+        count = args.notifications or (QUICK_NOTIFICATIONS if args.quick else FULL_SIZE)
+        print()
+        try:
+            figures = bench_sealing(count, workdir / "sealing", seed=args.seed)
+        except SealingBenchFailed as failure:
+            print(f"sealing: FAILED: {failure}")
+            return 1
+        print()
+        print(render_sealing(figures))
+    return status
 
 
 def run(scales: Sequence[Scale], workdir: Path, seed: int) -> list[Measured]:
