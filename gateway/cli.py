@@ -12,6 +12,7 @@ import json
 import sqlite3
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,8 @@ from gateway import audit
 from gateway.audit_export import export_navigator_record
 from gateway.clock import Clock, FixedClock, SystemClock, parse_instant
 from gateway.config import LoadedConfig, load_config
-from gateway.demo import DEMO_MORNING, run_demo
+from gateway.demo import run_demo
+from gateway.demo_summary import render_summary
 from gateway.directory import SqliteDirectory, import_directory, load_roll_profiles
 from gateway.errors import ConfigError, GatewayError, StateError
 from gateway.intake_store import record_plan
@@ -33,7 +35,7 @@ from gateway.operations import dispatch_now, plan_and_seal, plan_file
 from gateway.plan import decision_json, render_table
 from gateway.ruleset import load_rules
 from gateway.sealing import SealReport
-from gateway.store import open_state
+from gateway.store import open_state, transaction
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -227,31 +229,35 @@ def dispatch(obj: Context) -> None:
 @click.option(
     "--workspace",
     type=click.Path(path_type=Path, file_okay=False),
-    help="Keep the demo's files here (default: a new temporary folder, kept for inspection).",
+    help="Put the demo's files here, a new or empty folder (default: a new temporary folder, "
+    "kept for inspection).",
 )
 @click.pass_obj
 @_reports_errors
 def demo(obj: Context, workspace: Path | None) -> None:
-    """Generate a sample directory and police spreadsheet and show the plan for every child.
+    """The whole day end to end on embedded defaults, with nothing to configure.
 
-    Runs on a simulated Monday morning in term unless --now is given. Nothing is sent.
+    Generates a directory, a police spreadsheet and demo keys; takes the spreadsheet in at
+    07:30 on a simulated Monday, dispatches at 08:59 and 09:00 to an SMTP server on
+    127.0.0.1 standing in for the schools; decrypts what the schools received, exports the
+    Navigator's record and verifies the audit log. Synthetic data only; nothing leaves the
+    machine and nothing is left running. Exit status 1 when one of the demo's checks failed.
     """
-
-    now = obj.clock.now() if isinstance(obj.clock, FixedClock) else DEMO_MORNING
-    workspace = workspace or Path(tempfile.mkdtemp(prefix="encompass-demo-"))
-    result = run_demo(workspace, now=now)
-    click.echo(f"Demo workspace: {workspace} (synthetic data only)")
-    click.echo(f"Simulated arrival of the police spreadsheet: {now.isoformat()}\n")
-    click.echo(result.directory.render())
-    click.echo("")
-    click.echo(render_table(result.plan))
-    click.echo("")
-    click.echo(f"Police spreadsheet: {result.sample.workbook}")
-    click.echo(f"Directory files:    {result.sample.directory.gias.parent}")
+    if isinstance(obj.clock, FixedClock):
+        raise click.UsageError(
+            "the demo keeps its own simulated clock (Monday 2 March 2026, 07:00 to 09:05); "
+            "leave out --now"
+        )
+    started = time.monotonic()
+    run = run_demo(workspace or Path(tempfile.mkdtemp(prefix="encompass-demo-")))
+    click.echo(render_summary(run))
     click.echo(
-        "Try it yourself:    encompass-gateway --config "
-        f"{result.sample.config} process {result.sample.workbook} --dry-run"
+        f"\nThe demo took {time.monotonic() - started:.1f} s; its SMTP server and every "
+        "gpg-agent it started have been stopped."
     )
+    if not run.ok:
+        click.echo("error: a check of the demo failed (see above)", err=True)
+        sys.exit(1)
 
 
 @cli.group()
@@ -271,17 +277,16 @@ def keys_import(obj: Context, folder: Path) -> None:
         contacts = SqliteDirectory(conn).all_contacts()
         for line in import_report(imported, contacts):
             click.echo(line.render())
-        conn.execute("BEGIN IMMEDIATE")
-        for key in imported:
-            audit.append(
-                conn,
-                "key.imported",
-                actor="cli:keys-import",
-                at=obj.clock.now(),
-                fingerprint=key.fingerprint,
-                outcome=key.outcome,
-            )
-        conn.execute("COMMIT")
+        with transaction(conn):
+            for key in imported:
+                audit.append(
+                    conn,
+                    "key.imported",
+                    actor="cli:keys-import",
+                    at=obj.clock.now(),
+                    fingerprint=key.fingerprint,
+                    outcome=key.outcome,
+                )
     click.echo(f"{len(imported)} keys imported from {folder}")
 
 
@@ -338,9 +343,10 @@ def audit_export(obj: Context, out: Path) -> None:
     conn = _state(obj)
     rows = export_navigator_record(conn, out)
     # The record names children: who wrote a copy, and when, belongs in the audit.
-    conn.execute("BEGIN IMMEDIATE")
-    audit.append(conn, "audit.exported", actor="cli:audit-export", at=obj.clock.now(), rows=rows)
-    conn.execute("COMMIT")
+    with transaction(conn):
+        audit.append(
+            conn, "audit.exported", actor="cli:audit-export", at=obj.clock.now(), rows=rows
+        )
     click.echo(f"wrote {rows} rows to {out}")
 
 

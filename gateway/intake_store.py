@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from gateway import audit
 from gateway.plan import Plan, child_key, decision_json
+from gateway.store import transaction
 
 
 @dataclass(frozen=True)
@@ -24,13 +25,11 @@ def record_plan(conn: sqlite3.Connection, plan: Plan, *, incidents: int, actor: 
     The file's SHA-256 is the idempotency key: processing the same bytes again (a resend, a
     retry after a crash) records nothing new and returns the first recording.
     """
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(conn):
         existing = conn.execute(
             "SELECT id, received_at FROM intake WHERE sha256 = ?", (plan.sha256,)
         ).fetchone()
         if existing is not None:
-            conn.execute("ROLLBACK")
             return Recorded(existing["id"], False, datetime.fromisoformat(existing["received_at"]))
         received_at = plan.arrival.astimezone(UTC)
         cursor = conn.execute(
@@ -89,8 +88,4 @@ def record_plan(conn: sqlite3.Connection, plan: Plan, *, incidents: int, actor: 
                 due=decision.due.astimezone(UTC).isoformat() if decision.due else None,
                 manager_alert=decision.manager_alert,
             )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     return Recorded(intake_id, True, received_at)

@@ -23,6 +23,7 @@ from gateway.model import (
     Risk,
     SourceRow,
 )
+from gateway.store import transaction
 
 
 class NotificationState:
@@ -52,8 +53,7 @@ def save_planned(
 ) -> bool:
     """Record a planned notification; False when this incident was already planned for this
     school (a resent spreadsheet): nothing is planned or sent twice."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(conn):
         cursor = conn.execute(
             "INSERT OR IGNORE INTO notification (reference, intake_id, incident_ref, urn, due,"
             " state, reason, content, created_at) VALUES (?, ?, ?, ?, ?, ?, '', ?, ?)",
@@ -81,10 +81,6 @@ def save_planned(
             due=_utc(notification.due),
             child_count=len(notification.children),
         )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     return new
 
 

@@ -21,8 +21,6 @@ from __future__ import annotations
 import hashlib
 import re
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -31,6 +29,7 @@ from gateway import audit, notification_store
 from gateway.errors import StateError
 from gateway.model import ExceptionKind
 from gateway.notification_store import NotificationState
+from gateway.store import transaction
 
 
 class MessageState(StrEnum):
@@ -130,7 +129,7 @@ def store_sealed(
     Joins the caller's transaction when there is one (so a notification and its messages
     are stored together); otherwise commits on its own.
     """
-    with _transaction(conn):
+    with transaction(conn):
         existing = conn.execute(
             "SELECT id FROM message WHERE reference = ? AND recipient = ?",
             (reference, recipient),
@@ -216,7 +215,7 @@ def mark_sending(conn: sqlite3.Connection, row: int, *, at: datetime, actor: str
     caller passes the number of the attempt that ended to `schedule_retry` and
     `mark_exception`, so the backoff grows while the server is down too.
     """
-    with _transaction(conn, alone=True):
+    with transaction(conn, alone=True):
         message = _expect(conn, row, MessageState.SEALED, MessageState.SENDING, MessageState.FAILED)
         conn.execute(
             "UPDATE message SET state = ?, attempts = attempts + 1, next_attempt = NULL"
@@ -232,7 +231,7 @@ def mark_sent(
     conn: sqlite3.Connection, row: int, *, sent_at: datetime, actor: str
 ) -> OutboxMessage:
     """The server accepted the message."""
-    with _transaction(conn, alone=True):
+    with transaction(conn, alone=True):
         message = _expect(conn, row, MessageState.SENDING)
         conn.execute(
             "UPDATE message SET state = ?, sent_at = ?, last_error = '' WHERE id = ?",
@@ -255,7 +254,7 @@ def schedule_retry(
     actor: str,
 ) -> OutboxMessage:
     """Attempt number `attempt` failed for now: the message is due again at `next_attempt`."""
-    with _transaction(conn, alone=True):
+    with transaction(conn, alone=True):
         message = _expect(conn, row, MessageState.SEALED, MessageState.SENDING, MessageState.FAILED)
         conn.execute(
             "UPDATE message SET state = ?, attempts = ?, next_attempt = ?, last_error = ?"
@@ -289,7 +288,7 @@ def mark_exception(
 ) -> OutboxMessage:
     """Attempt number `attempt` ended the message's chances without a person: it and its
     notification become exceptions."""
-    with _transaction(conn, alone=True):
+    with transaction(conn, alone=True):
         message = _expect(conn, row, MessageState.SEALED, MessageState.SENDING, MessageState.FAILED)
         conn.execute(
             "UPDATE message SET state = ?, attempts = ?, next_attempt = NULL, last_error = ?"
@@ -393,23 +392,6 @@ def _follow(
 
 
 # --------------------------------------------------------------------------------------
-
-
-@contextmanager
-def _transaction(conn: sqlite3.Connection, *, alone: bool = False) -> Iterator[None]:
-    if conn.in_transaction:
-        if alone:
-            # A transition must be durable before the caller touches the mail server.
-            raise StateError("an outbox transition must commit on its own, not inside another")
-        yield
-        return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
 
 
 def _utc(instant: datetime) -> str:

@@ -25,6 +25,7 @@ from gateway.notification_store import NotificationState
 from gateway.pgpmime import OuterHeaders, seal
 from gateway.recipients import KeyVerdict, RecipientChoice, choose_recipients
 from gateway.render import NavigatorContact, render_notification, subject_for
+from gateway.store import transaction
 
 
 @dataclass(frozen=True)
@@ -128,8 +129,7 @@ def _seal_for_recipients(
             ),
         )
         messages.append((contact, message_id, body))
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(conn):
         for contact, message_id, body in messages:
             outbox.store_sealed(
                 conn,
@@ -150,10 +150,6 @@ def _seal_for_recipients(
         notification_store.mark(
             conn, notification.reference, NotificationState.SEALED, at=now, actor=actor
         )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
 
 
 def _record_exception(
@@ -165,8 +161,7 @@ def _record_exception(
     actor: str,
 ) -> None:
     assert choice.exception is not None
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(conn):
         _record_passed_over(conn, notification, choice, now=now, actor=actor)
         notification_store.mark(
             conn,
@@ -177,10 +172,6 @@ def _record_exception(
             kind=choice.exception,
             reason=choice.reason,
         )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
 
 
 def _record_passed_over(

@@ -8,6 +8,8 @@ through the connection this returns; nothing else opens the file.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from gateway.errors import StateError
@@ -138,6 +140,28 @@ MIGRATIONS: tuple[str, ...] = (
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
     """,
 )
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection, *, alone: bool = False) -> Iterator[None]:
+    """One write transaction: committed when the block ends, rolled back if it raises.
+
+    Inside a transaction already open, the block joins it (a notification and its messages
+    commit together) — unless `alone`, for a step that must be durable before the caller
+    acts on the outside world (marking a message `sending` before handing it to SMTP).
+    """
+    if conn.in_transaction:
+        if alone:
+            raise StateError("this step must commit on its own, not inside another transaction")
+        yield
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 def open_state(path: Path) -> sqlite3.Connection:
