@@ -17,8 +17,7 @@ system-packages:
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
 	fi
 
-$(STAMP): pyproject.toml
-	$(MAKE) system-packages
+$(STAMP): pyproject.toml | system-packages
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
@@ -31,10 +30,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: $(STAMP) lint typecheck
+# system-packages runs every time (a quick dpkg check): a package added to DEB_PACKAGES
+# reaches machines whose venv is already built.
+test: system-packages $(STAMP) lint typecheck
 	$(BIN)/pytest -q
 
-demo: $(STAMP)
+demo: system-packages $(STAMP)
 	$(BIN)/python -m gateway demo
 
 bench: $(STAMP)
