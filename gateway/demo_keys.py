@@ -53,10 +53,6 @@ class DemoHomes:
     gateway: Path
     schools: Path
 
-    @property
-    def root(self) -> Path:
-        return self.gateway.parent
-
     def stop_agents(self) -> None:
         """Stop the gpg-agent of both homes: nothing the demo started may outlive it."""
         stop_agent(self.gateway)

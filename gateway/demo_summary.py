@@ -164,7 +164,8 @@ def _where(run: DemoRun) -> str:
         ("messages as received", ws / "mail" / "NNN.eml (envelopes in index.csv)"),
         ("decrypted copies", ws / "decrypted" / "NNN.txt"),
         ("Navigator's record", run.record),
-        ("public keys", ws / "keys"),
+        ("public keys imported", ws / "keys"),
+        ("Navigator's public key", ws / "navigator.asc"),
         ("gateway's GnuPG home", run.homes.gateway),
         ("schools' world (their secret keys)", run.homes.schools),
     ]
