@@ -28,10 +28,9 @@ from gateway.demo import run_demo
 from gateway.demo_summary import render_summary
 from gateway.directory import SqliteDirectory, import_directory, load_roll_profiles
 from gateway.errors import ConfigError, GatewayError, StateError
-from gateway.intake_store import record_plan
 from gateway.key_reports import contact_key_report, import_report
 from gateway.keyring import KeyStatus, open_keyring
-from gateway.operations import dispatch_now, plan_and_seal, plan_file
+from gateway.operations import dispatch_now, plan_file, take_in
 from gateway.plan import decision_json, render_table
 from gateway.ruleset import load_rules
 from gateway.sealing import SealReport
@@ -163,9 +162,9 @@ def process(obj: Context, file: Path, dry_run: bool, as_json: bool) -> None:
         click.echo(render_table(plan))
     if dry_run:
         return
-    actor = "cli:process"
     say = functools.partial(click.echo, err=as_json)  # keep stdout pure JSON with --json
-    recorded = record_plan(conn, plan, incidents=len(intake.incidents), actor=actor)
+    taken = take_in(conn, intake, plan, config=obj.config, rules=rules, actor="cli:process")
+    recorded = taken.recorded
     if not recorded.new:
         say(
             f"already processed as intake {recorded.intake_id} at "
@@ -173,27 +172,12 @@ def process(obj: Context, file: Path, dry_run: bool, as_json: bool) -> None:
         )
         return
     say(f"recorded intake {recorded.intake_id}: {len(plan.decisions)} decisions")
-    delivery = plan_and_seal(
-        conn,
-        intake,
-        plan,
-        intake_id=recorded.intake_id,
-        config=obj.config,
-        rules=rules,
-        actor=actor,
-    )
-    say(
-        f"notifications: {delivery.planned} planned"
-        + (
-            f", {delivery.already_planned} already planned earlier"
-            if delivery.already_planned
-            else ""
-        )
-    )
-    if delivery.sealing is None:
+    earlier = f", {taken.already_planned} already planned earlier" if taken.already_planned else ""
+    say(f"notifications: {taken.planned} planned{earlier}")
+    if taken.sealing is None:
         say("not sealed yet: navigator.fingerprint is not configured; `dispatch` seals them")
     else:
-        _say_sealing(delivery.sealing, say)
+        _say_sealing(taken.sealing, say)
 
 
 def _say_sealing(report: SealReport, say: Callable[[str], None]) -> None:

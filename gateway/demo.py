@@ -41,12 +41,11 @@ from gateway.demo_mail import MailWorld, ReadCopy, read_received
 from gateway.directory import ImportSummary, SqliteDirectory, import_directory, load_roll_profiles
 from gateway.dispatch import DispatchReport
 from gateway.errors import GatewayError
-from gateway.intake_store import record_plan
 from gateway.key_reports import ImportLine, import_report
 from gateway.keyring import open_keyring
 from gateway.model import Contact, Establishment, ExceptionKind, Outcome
 from gateway.notification_store import notification_from_json
-from gateway.operations import dispatch_now, plan_and_seal, plan_file
+from gateway.operations import dispatch_now, plan_file, take_in
 from gateway.plan import Plan
 from gateway.ruleset import Rules, load_rules
 from gateway.sealing import SealReport
@@ -161,12 +160,8 @@ def _day(workspace: Path, sample: SamplePaths, homes: DemoHomes, world: MailWorl
         intake, plan = plan_file(
             sample.workbook, conn=conn, config=config, rules=rules, arrival=DEMO_MORNING
         )
-        recorded = record_plan(conn, plan, incidents=len(intake.incidents), actor=actor)
-        delivery = plan_and_seal(
-            conn, intake, plan, intake_id=recorded.intake_id, config=config, rules=rules,
-            actor=actor,
-        )  # fmt: skip
-        assert delivery.sealing is not None  # the demo's config names the Navigator's key
+        taken = take_in(conn, intake, plan, config=config, rules=rules, actor=actor)
+        assert taken.sealing is not None  # the demo's config names the Navigator's key
         _, early = dispatch_now(conn, config=config, now=BEFORE_NINE, actor="demo:dispatch")
         waiting = conn.execute("SELECT COUNT(*) FROM message WHERE state = 'sealed'").fetchone()
         _, at_nine = dispatch_now(conn, config=config, now=AT_NINE, actor="demo:dispatch")
@@ -188,7 +183,7 @@ def _day(workspace: Path, sample: SamplePaths, homes: DemoHomes, world: MailWorl
         conn.close()
     return DemoRun(
         workspace=workspace, config=sample.config, sample=sample, homes=homes, cast=cast,
-        directory=directory, imported=imported, plan=plan, sealing=delivery.sealing,
+        directory=directory, imported=imported, plan=plan, sealing=taken.sealing,
         waiting_before_nine=int(waiting[0]), early=early, at_nine=at_nine, sent=sent,
         exceptions=exceptions, read=tuple(read), audit=verified, record=record,
         record_rows=rows,

@@ -12,6 +12,7 @@ from gateway.config import LoadedConfig
 from gateway.directory import SqliteDirectory
 from gateway.dispatch import DispatchReport, dispatch_due
 from gateway.errors import SpreadsheetRefused, StateError
+from gateway.intake_store import Recorded, record_plan
 from gateway.keyring import open_keyring
 from gateway.model import SpreadsheetIntake
 from gateway.notification_store import save_planned
@@ -21,6 +22,7 @@ from gateway.ruleset import Rules, load_rules
 from gateway.sealing import Sealer, SealReport, seal_planned
 from gateway.smtp_transport import SmtpTransport
 from gateway.spreadsheet import read_police_workbook
+from gateway.store import transaction
 from gateway.xlsx_guard import XlsxLimits
 
 MB = 1024 * 1024
@@ -53,11 +55,26 @@ def read_spreadsheet_file(path: Path, limits: XlsxLimits) -> bytes:
 def plan_file(
     path: Path, *, conn: sqlite3.Connection, config: LoadedConfig, rules: Rules, arrival: datetime
 ) -> tuple[SpreadsheetIntake, Plan]:
-    """Read a police spreadsheet and decide every child's outcome, recording nothing."""
+    """Read a police spreadsheet file and decide every child's outcome, recording nothing."""
+    data = read_spreadsheet_file(path, intake_limits(config))
+    return plan_bytes(data, path.name, conn=conn, config=config, rules=rules, arrival=arrival)
+
+
+def plan_bytes(
+    data: bytes,
+    file_name: str,
+    *,
+    conn: sqlite3.Connection,
+    config: LoadedConfig,
+    rules: Rules,
+    arrival: datetime,
+) -> tuple[SpreadsheetIntake, Plan]:
+    """Decide every child's outcome for a police spreadsheet's bytes (a file or an
+    attachment), recording nothing."""
     limits = intake_limits(config)
     intake = read_police_workbook(
-        read_spreadsheet_file(path, limits),
-        path.name,
+        data,
+        file_name,
         rules.headers,
         limits=limits,
         today=arrival.astimezone(LONDON).date(),
@@ -76,37 +93,50 @@ def plan_file(
 
 
 @dataclass(frozen=True)
-class Delivery:
-    """What a run did beyond recording decisions: notifications planned and sealed."""
+class TakenIn:
+    """What recording a spreadsheet did: the intake, its notifications, and their sealing."""
 
-    planned: int
-    already_planned: int
-    sealing: SealReport | None  # None: sealing is not configured (no navigator.fingerprint)
+    recorded: Recorded
+    planned: int = 0
+    already_planned: int = 0  # incidents already notified to that school by an earlier file
+    sealing: SealReport | None = None  # None: not sealed now (see `take_in`)
 
 
-def plan_and_seal(
+def take_in(
     conn: sqlite3.Connection,
     intake: SpreadsheetIntake,
     plan: Plan,
     *,
-    intake_id: int,
     config: LoadedConfig,
     rules: Rules,
     actor: str,
-) -> Delivery:
-    """Store a notification per incident and school, then seal what is planned."""
-    planned = already = 0
-    for notification in plan_notifications(intake.incidents, plan.decisions):
-        if save_planned(conn, notification, intake_id=intake_id, at=plan.arrival, actor=actor):
-            planned += 1
-        else:
-            already += 1
+) -> TakenIn:
+    """Record the intake, every decision and the planned notifications, then seal them.
+
+    Recording and planning commit together: a crash between the two would otherwise leave an
+    intake recorded (so never processed again) whose notifications were never planned — a
+    notification silently not sent. Sealing follows in its own transactions; a crash there
+    leaves notifications planned, and the next `process` or `dispatch` seals them.
+    Sealing is skipped when navigator.fingerprint is not configured.
+    """
+    with transaction(conn):
+        recorded = record_plan(conn, plan, incidents=len(intake.incidents), actor=actor)
+        if not recorded.new:
+            return TakenIn(recorded)
+        planned = already = 0
+        for notification in plan_notifications(intake.incidents, plan.decisions):
+            if save_planned(
+                conn, notification, intake_id=recorded.intake_id, at=plan.arrival, actor=actor
+            ):
+                planned += 1
+            else:
+                already += 1
     if config.config.navigator.fingerprint is None:
-        return Delivery(planned, already, None)
+        return TakenIn(recorded, planned, already)
     sealing = seal_now(
         conn, config=config, template=rules.routing.template, now=plan.arrival, actor=actor
     )
-    return Delivery(planned, already, sealing)
+    return TakenIn(recorded, planned, already, sealing)
 
 
 def seal_now(
