@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Debian packages the gateway and its tests need (GnuPG for sealing, Dovecot for IMAP tests).
-DEB_PACKAGES := python3 python3-venv gnupg openssl
+DEB_PACKAGES := python3 python3-venv gnupg openssl dovecot-imapd
 
 .PHONY: demo test lint typecheck bench system-packages clean
 

@@ -162,6 +162,57 @@ class PoliceSection(Strict):
         return self
 
 
+class ImapSection(Strict):
+    """One IMAP mailbox the gateway reads: TLS required ("none" only for a loopback test server).
+
+    Login is by username and password (from the environment or a secret file). OAuth2
+    XOAUTH2 for Microsoft 365 will be a sibling of `password` here, one of the two required.
+    """
+
+    host: str
+    port: int = Field(default=993, gt=0, lt=65536)
+    tls: Literal["implicit", "starttls", "none"] = "implicit"
+    username: str
+    password: SecretRef
+    ca_file: Path | None = None  # trust this CA instead of the system's (a private server)
+    timeout_seconds: float = Field(default=30, gt=0, le=600)
+    # IMAP servers may drop a client idle for 30 minutes (RFC 2177 §3): IDLE is re-issued,
+    # with a NOOP between, well before that.
+    idle_renew_minutes: float = Field(default=10, gt=0, le=25)
+    inbox: str = "INBOX"  # where new mail arrives
+    processed_folder: str = "Processed"  # recorded mail is moved here (created if missing)
+    quarantine_folder: str = "Quarantine"  # refused mail is moved here (created if missing)
+
+    @model_validator(mode="after")
+    def _plaintext_only_on_loopback(self) -> ImapSection:
+        if self.tls == "none" and self.host not in _LOOPBACK_HOSTS:
+            raise ValueError(
+                f'tls = "none" is allowed only for a loopback test server '
+                f"({', '.join(_LOOPBACK_HOSTS)}), not {self.host!r}"
+            )
+        folders = (self.inbox, self.processed_folder, self.quarantine_folder)
+        if len(set(folders)) != len(folders):
+            raise ValueError(
+                "inbox, processed_folder and quarantine_folder must be three different folders"
+            )
+        return self
+
+
+class Mailboxes(Strict):
+    """The mailboxes the service watches; either may be absent (then it is not read)."""
+
+    mash: ImapSection | None = None  # the MASH intake inbox: the police spreadsheets
+    navigator: ImapSection | None = None  # read receipts, replies and bounces
+
+    def accounts(self) -> dict[str, ImapSection]:
+        """The configured mailboxes by name ("mash", "navigator")."""
+        return {
+            name: account
+            for name in ("mash", "navigator")
+            if (account := getattr(self, name)) is not None
+        }
+
+
 class Config(Strict):
     state: StateSection = StateSection()
     rules: RulesSection = RulesSection()
@@ -172,6 +223,7 @@ class Config(Strict):
     smtp: SmtpSection = SmtpSection()
     dispatch: DispatchSection = DispatchSection()
     police: PoliceSection | None = None  # needed only by mailbox intake
+    mailboxes: Mailboxes | None = None  # needed only by the mailbox service and poll
 
 
 @dataclass(frozen=True)
@@ -243,6 +295,18 @@ def _absolute(config: Config, base: Path) -> Config:
             "police": config.police
             and config.police.model_copy(
                 update={"mash_passphrase": secret(config.police.mash_passphrase)}
+            ),
+            "mailboxes": config.mailboxes
+            and Mailboxes(
+                **{
+                    name: account.model_copy(
+                        update={
+                            "ca_file": account.ca_file and fix(account.ca_file),
+                            "password": secret(account.password),
+                        }
+                    )
+                    for name, account in config.mailboxes.accounts().items()
+                }
             ),
             "directory": directory.model_copy(
                 update={

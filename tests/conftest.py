@@ -10,6 +10,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from dovecot import Dovecot
 from invariants import assert_sealed
 from matching_corpus import InMemoryDirectory
 from pgp_keys import KeyFactory, PgpKey, new_gnupg_home, recipient_keyring, remove_gnupg_home
@@ -229,3 +230,23 @@ def sealed_outbox(
     )
     yield SealedOutbox(conn, database, gateway_keyring, navigator_key, key_factory, recipient_home)
     conn.close()
+
+
+# --------------------------------------------------------------------------------------
+# A real Dovecot IMAP server (tests/dovecot.py), shared by the tests of one session: each
+# test makes its own accounts with `dovecot.new_user(...)`. A test that stops or restarts
+# the server makes its own `Dovecot()` instead.
+
+
+@pytest.fixture(scope="session")
+def dovecot() -> Iterator[Dovecot]:
+    with Dovecot() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def dovecot_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dovecot]:
+    """A Dovecot that refuses plaintext logins: STARTTLS on `port`, implicit TLS on `tls_port`."""
+    certificate = make_certificate(tmp_path_factory.mktemp("imap-tls"))
+    with Dovecot(tls="required", certificate=certificate) as server:
+        yield server
