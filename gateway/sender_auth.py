@@ -69,6 +69,7 @@ _ADDRESS_LIKE = re.compile(r"[@<>]")
 # The end of the header section: the first empty line (RFC 5322 §2.1).
 _HEADER_END = re.compile(rb"\n\r?\n")
 _LINE_END = re.compile(rb"\r?\n")
+_BARE_CR = re.compile(rb"\r(?!\n)")
 _SIGNATURE_PROBLEMS = {
     "BADSIG": "its OpenPGP signature does not match the signed content: the mail was "
     "altered after signing",
@@ -322,12 +323,13 @@ def _raw_headers(message: EmailMessage, name: str) -> list[str]:
 
 
 def _strict_address(raw: str, name: str) -> str:
-    shown = repr(raw.strip())
+    # 8-bit header bytes arrive as surrogates; show them as the characters they probably are.
+    shown = repr(raw.strip().encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
     header = email.policy.default.header_factory(name, raw)
     if not isinstance(header, AddressHeader) or not isinstance(header, BaseHeader):
         raise _Refused(f"the {name} header {shown} cannot be read as an address")
     if header.defects:
-        raise _Refused(f"the {name} header {shown} is malformed ({header.defects[0]})")
+        raise _Refused(f"the {name} header {shown} is malformed ({_described(header.defects[0])})")
     groups = header.groups
     if len(groups) != 1 or groups[0].display_name is not None:
         raise _Refused(f"the {name} header {shown} must hold exactly one address")
@@ -435,12 +437,17 @@ def _signed_parts(raw: bytes, message: EmailMessage) -> tuple[bytes, bytes]:
     if not boundary or not boundary.isascii():
         raise _Refused("the multipart/signed part has no usable boundary")
     if message.defects:
-        raise _Refused(f"the MIME structure has defects ({message.defects[0]})")
+        raise _Refused(f"the MIME structure has defects ({_described(message.defects[0])})")
     parts = list(message.iter_parts())
     header_end = _HEADER_END.search(raw)
     if header_end is None:
         raise _Refused("the mail has no body")
-    chunks = _raw_parts(raw[header_end.end() :], boundary)
+    body = raw[header_end.end() :]
+    if _BARE_CR.search(body):
+        # The email package also ends lines at a lone CR, this reading does not: rather than
+        # risk the two disagreeing on where the signed part ends, refuse what RFC 5322 forbids.
+        raise _Refused("the body holds a carriage return that does not end a line")
+    chunks = _raw_parts(body, boundary)
     if len(chunks) != 2 or len(parts) != 2:
         raise _Refused(f"multipart/signed must have exactly 2 parts, not {len(parts)}")
     if parts[1].get_content_type() != SIGNATURE_PROTOCOL:
@@ -537,6 +544,11 @@ def _dkim_tags(value: str) -> dict[str, str]:
         if equals:
             tags[name.strip().lower()] = "".join(content.split())
     return tags
+
+
+def _described(defect: Exception) -> str:
+    # Some of the email package's defects carry no message, only their class name.
+    return str(defect) or re.sub(r"(?<!^)(?=[A-Z])", " ", type(defect).__name__).lower()
 
 
 def _joined(reasons: Sequence[str]) -> str:

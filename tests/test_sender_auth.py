@@ -14,6 +14,7 @@ from police_mail_corpus import (
     MASH,
     POLICE,
     POLICE_DOMAIN,
+    SIGNED_BOUNDARY,
     STRANGER,
     TRUSTED,
     Header,
@@ -184,6 +185,68 @@ def test_a_body_altered_after_signing_is_refused(
     verdict = judge(altered)
     assert not verdict.ok
     assert "altered after signing" in verdict.reason
+
+
+def test_a_file_slipped_in_beside_the_signed_part_is_refused(
+    police: Keyring, police_key: PgpKey, judge: Judge
+) -> None:
+    raw = signed_mail(police, police_key)
+    extra = (
+        f"--{SIGNED_BOUNDARY}\r\n"
+        'Content-Type: application/octet-stream; name="extra.xlsx"\r\n'
+        'Content-Disposition: attachment; filename="extra.xlsx"\r\n\r\nUEsDBA==\r\n'
+    ).encode()
+    closing = f"--{SIGNED_BOUNDARY}--".encode()
+    verdict = judge(raw.replace(closing, extra + closing))
+    assert not verdict.ok
+    assert "multipart/signed must have exactly 2 parts, not 3" in verdict.reason
+
+
+def test_a_bare_carriage_return_in_a_signed_mail_is_refused(
+    police: Keyring, police_key: PgpKey, judge: Judge
+) -> None:
+    raw = signed_mail(police, police_key).replace(b"This is an OpenPGP", b"This\ris an OpenPGP")
+    verdict = judge(raw)
+    assert not verdict.ok
+    assert "carriage return" in verdict.reason
+
+
+@pytest.mark.parametrize("kept", [0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 0.99])
+def test_a_truncated_signed_mail_is_refused_without_an_error(
+    kept: float, police: Keyring, police_key: PgpKey, judge: Judge
+) -> None:
+    raw = signed_mail(police, police_key, trace=dkim_passed())
+    verdict = judge(raw[: int(len(raw) * kept)])
+    assert not verdict.ok
+    assert verdict.payload is None
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"\xff\xfe\x00garbage",
+        f"From: {POLICE}\r\nContent-Type: multipart/signed\r\n\r\nbody".encode(),
+        f"From: {POLICE}\r\nContent-Type: multipart/encrypted\r\n\r\nbody".encode(),
+        f'From: {POLICE}\r\nContent-Type: multipart/signed; protocol="application/'
+        f'pgp-signature"; boundary="\xc3\xa9"\r\n\r\n--\xc3\xa9\r\nx\r\n--\xc3\xa9--'.encode(
+            "latin-1"
+        ),
+        f"From: \xc3\xa9{POLICE}\r\n\r\n".encode("latin-1"),
+    ],
+    ids=[
+        "empty",
+        "binary",
+        "signed-no-boundary",
+        "encrypted-empty",
+        "non-ascii-boundary",
+        "8bit-from",
+    ],
+)
+def test_malformed_mail_is_refused_without_an_error(raw: bytes, judge: Judge) -> None:
+    verdict = judge(raw, "either")
+    assert not verdict.ok
+    assert verdict.payload is None
 
 
 def test_a_signature_by_the_police_keys_signing_subkey_counts_as_the_pinned_key(
