@@ -156,22 +156,17 @@ def authenticate(
         if police.trusted_authserv_id is not None
         else SignatureCheck(False, "no trusted_authserv_id is configured for DKIM")
     )
-    passed = [name for name, check in (("pgp", pgp), ("dkim", dkim)) if check.passed]
-    needed = {
-        "pgp": [("pgp", pgp)],
-        "dkim": [("dkim", dkim)],
-        "both": [("pgp", pgp), ("dkim", dkim)],
-        "either": [("pgp", pgp), ("dkim", dkim)],
-    }[police.authentication]
-    failed = [check for _, check in needed if not check.passed]
-    if police.authentication == "either" and len(failed) < len(needed):
-        failed = []
-    if failed:
+    mode = police.authentication
+    required = {"pgp": [pgp], "dkim": [dkim], "both": [pgp, dkim], "either": [pgp, dkim]}[mode]
+    failed = [check for check in required if not check.passed]
+    if failed and not (mode == "either" and len(failed) == 1):
         reasons = [check.reason for check in failed]
         return SenderVerdict(False, f"From {sender} is allow-listed but {_joined(reasons)}", sender)
     if content is None:
         return SenderVerdict(False, f"From {sender} is allow-listed but {pgp.reason}", sender)
-    method: AuthMethod = "pgp+dkim" if len(passed) == 2 else "pgp" if "pgp" in passed else "dkim"
+    method: AuthMethod = (
+        "pgp+dkim" if pgp.passed and dkim.passed else "pgp" if pgp.passed else "dkim"
+    )
     proofs = [check.reason for check in (pgp, dkim) if check.passed]
     return SenderVerdict(
         True,
@@ -215,8 +210,10 @@ def signature_check(stderr: str, pinned: Iterable[str]) -> SignatureCheck:
         if keyword in keywords:
             return SignatureCheck(False, problem)
     for keyword, args in lines:
+        # ERRSIG <keyid> <algo> <hash> <class> <time> <rc> <fpr>; EXPKEYSIG <keyid> <uid>
+        fields = [*args, "?", "?", "?", "?", "?", "?", "-"]
         if keyword == "ERRSIG":
-            key = args[6] if len(args) > 6 and args[6] != "-" else args[0]
+            key = fields[6] if fields[6] not in ("-", "?") else fields[0]
             if "NO_PUBKEY" in keywords:
                 return SignatureCheck(
                     False,
@@ -224,11 +221,11 @@ def signature_check(stderr: str, pinned: Iterable[str]) -> SignatureCheck:
                     "(not a pinned police key)",
                 )
             return SignatureCheck(
-                False, f"its OpenPGP signature by key {key} cannot be checked (error {args[5]})"
+                False, f"its OpenPGP signature by key {key} cannot be checked (error {fields[5]})"
             )
         if keyword in ("EXPKEYSIG", "REVKEYSIG"):
             state = "expired" if keyword == "EXPKEYSIG" else "been revoked"
-            return SignatureCheck(False, f"it is signed by key {args[0]}, which has {state}")
+            return SignatureCheck(False, f"it is signed by key {fields[0]}, which has {state}")
     validsig = [args for keyword, args in lines if keyword == "VALIDSIG"]
     if "GOODSIG" not in keywords or len(validsig) != 1 or len(validsig[0]) < 10:
         return SignatureCheck(False, "its OpenPGP signature is not valid")
