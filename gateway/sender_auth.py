@@ -29,9 +29,10 @@ Decisions worth knowing:
   trusted authserv-id. Every server prepends its header, so the topmost is the one the MASH
   server added last; a header further down, whatever authserv-id it claims, may have been
   written by the sender (RFC 8601 §5, §7.2). The MASH server must therefore add a header to
-  every mail and write its DKIM and DMARC results into that one header (rspamd, Exchange
-  Online and OpenDMARC with `AuthservID` shared with OpenDKIM's do); a mail whose DMARC
-  result is in a second header is refused, naming what is missing.
+  every mail and write its DKIM and DMARC results into that one header (rspamd does);
+  where DKIM and DMARC are two headers (OpenDKIM beside OpenDMARC) the mail is refused with
+  a reason naming the missing result. Microsoft 365 writes its header without an
+  authserv-id, so it can never be trusted here: there, use PGP.
 - A DKIM signature with a body length limit (`l=`) leaves the rest of the body unsigned, so
   an attacker could append an attachment to a genuine police mail: it does not count.
 - Each means proves the mail's origin on its own: in "either" mode a bad OpenPGP signature
@@ -495,9 +496,9 @@ def _dkim(message: EmailMessage, sender: str, trusted: str) -> SignatureCheck:
         )
     source = f"the Authentication-Results from {trusted}"
     dkim = [r for r in top.results if r.method == "dkim"]
-    aligned = [r for r in dkim if r.result == "pass" and _aligned(r.get("header.d") or "", domain)]
+    aligned = [r for r in dkim if r.result == "pass" and _aligned(_signing_domain(r), domain)]
     if not aligned:
-        seen = ", ".join(f"dkim={r.result} header.d={r.get('header.d')}" for r in dkim)
+        seen = ", ".join(f"dkim={r.result} header.d={_signing_domain(r) or None}" for r in dkim)
         return SignatureCheck(
             False, f"{source} show no DKIM pass for {domain} ({seen or 'no dkim result'})"
         )
@@ -508,7 +509,7 @@ def _dkim(message: EmailMessage, sender: str, trusted: str) -> SignatureCheck:
         return SignatureCheck(
             False, f"{source} show no DMARC pass for {domain} ({seen or 'no dmarc result'})"
         )
-    signing_domains = {(r.get("header.d") or "").casefold() for r in aligned}
+    signing_domains = {_signing_domain(r) for r in aligned}
     for value in message.get_all("DKIM-Signature") or []:
         tags = _dkim_tags(str(value))
         if tags.get("d", "").casefold() in signing_domains and "l" in tags:
@@ -527,6 +528,13 @@ def _aligned(signing: str, author: str) -> bool:
     # alignment), never a bare top-level domain.
     signing = signing.casefold().rstrip(".")
     return "." in signing and (author == signing or author.endswith("." + signing))
+
+
+def _signing_domain(result: AuthResult) -> str:
+    # Gmail reports only header.i; RFC 6376 §3.5 makes i= the d= domain or one of its
+    # subdomains, so when i= aligns with From, the signing domain does too.
+    given = result.get("header.d") or (result.get("header.i") or "").rpartition("@")[2]
+    return given.casefold()
 
 
 def _header_from(result: AuthResult) -> str:

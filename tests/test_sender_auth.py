@@ -481,6 +481,31 @@ def test_a_dkim_pass_by_a_parent_domain_is_aligned(judge: Judge) -> None:
     assert verdict.ok, verdict.reason
 
 
+def test_a_dkim_pass_reported_by_header_i_alone_is_read(judge: Judge) -> None:
+    # Gmail's form: no header.d, the signing identity in header.i.
+    results = (
+        f"{TRUSTED}; dkim=pass header.i=@{POLICE_DOMAIN} header.s=sel header.b=R/ATP5Q2;"
+        f" dmarc=pass (p=NONE sp=NONE dis=NONE) header.from={POLICE_DOMAIN}"
+    )
+    trace = [*received_by_mash(results), *sent_by_police()]
+    verdict = judge(mail(content(("daily.xlsx", WORKBOOK)), trace=trace), "dkim")
+    assert verdict.ok, verdict.reason
+
+
+def test_dkim_and_dmarc_in_two_headers_are_refused_naming_the_missing_result(
+    judge: Judge,
+) -> None:
+    # OpenDKIM and OpenDMARC each prepend their own header; only the topmost is read.
+    trace = [
+        ("Authentication-Results", f"{TRUSTED}; dmarc=pass header.from={POLICE_DOMAIN}"),
+        *received_by_mash(f"{TRUSTED}; dkim=pass header.d={POLICE_DOMAIN}"),
+        *sent_by_police(),
+    ]
+    verdict = judge(mail(content(("daily.xlsx", WORKBOOK)), trace=trace), "dkim")
+    assert not verdict.ok
+    assert "no DKIM pass for police.example.org (no dkim result)" in verdict.reason
+
+
 def test_a_top_level_domain_never_aligns(judge: Judge) -> None:
     trace = dkim_passed(signing_domain="org")
     verdict = judge(mail(content(("daily.xlsx", WORKBOOK)), trace=trace), "dkim")
