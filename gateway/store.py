@@ -139,6 +139,46 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TRIGGER audit_append_only_delete BEFORE DELETE ON audit
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
     """,
+    """
+    CREATE TABLE mailbox_state (
+        mailbox TEXT PRIMARY KEY,
+        folder TEXT NOT NULL,
+        uidvalidity INTEGER NOT NULL,
+        last_uid INTEGER NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE inbound_message (
+        id INTEGER PRIMARY KEY,
+        mailbox TEXT NOT NULL,
+        uidvalidity INTEGER NOT NULL,
+        uid INTEGER NOT NULL,
+        message_id_sha256 TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        recorded_at TEXT NOT NULL,
+        disposition TEXT NOT NULL,
+        reference TEXT,
+        reason TEXT NOT NULL,
+        duplicate_of INTEGER REFERENCES inbound_message (id),
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        moved INTEGER NOT NULL DEFAULT 0,
+        moved_at TEXT,
+        UNIQUE (mailbox, uidvalidity, uid)
+    );
+    CREATE INDEX inbound_message_content ON inbound_message (mailbox, message_id_sha256, sha256);
+    CREATE INDEX inbound_message_pending ON inbound_message (mailbox, uidvalidity)
+        WHERE moved = 0;
+    CREATE TABLE inbound_failure (
+        mailbox TEXT NOT NULL,
+        uidvalidity INTEGER NOT NULL,
+        uid INTEGER NOT NULL,
+        attempts INTEGER NOT NULL,
+        last_error TEXT NOT NULL,
+        last_at TEXT NOT NULL,
+        PRIMARY KEY (mailbox, uidvalidity, uid)
+    );
+    """,
 )
 
 

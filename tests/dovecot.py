@@ -128,6 +128,7 @@ class Dovecot:
         self.password_file = self.root / "password"
         self.password_file.write_text(PASSWORD + "\n", encoding="utf-8")
         self._users = 0
+        self._deliveries = 0
         self._process: subprocess.Popen[bytes] | None = None
         self._write_config()
 
@@ -255,6 +256,17 @@ class Dovecot:
         found = re.search(rb"APPENDUID \d+ (\d+)", response)
         assert found is not None, f"no APPENDUID in {response!r}"
         return int(found[1])
+
+    def deliver_to_maildir(self, user: MailUser, message: bytes) -> None:
+        """Put `message` straight into `user`'s Maildir, as a delivery agent does; works
+        while the server is down. The user must have logged in once (the Maildir exists)."""
+        maildir = self.root / "home" / user.name / "Maildir"
+        self._deliveries += 1
+        name = f"{time.time_ns()}.P{os.getpid()}Q{self._deliveries}.test"
+        temporary = maildir / "tmp" / name
+        temporary.write_bytes(message)
+        os.chown(temporary, MAIL_UID, MAIL_UID)
+        temporary.rename(maildir / "new" / name)
 
     def messages(self, user: MailUser, folder: str = "INBOX") -> dict[int, Stored]:
         """Every message in `folder` by UID, with its flags (read without setting \\Seen)."""
