@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from gateway.errors import ConfigError, SecretError
 from gateway.validation import Strict, read_toml, validate
@@ -146,6 +146,18 @@ class PoliceSection(Strict):
     # encrypted to; its passphrase, if any, from a file or the environment.
     mash_fingerprint: Fingerprint | None = None
     mash_passphrase: SecretRef | None = None
+
+    @field_validator("senders")
+    @classmethod
+    def _addresses_or_domains(cls, senders: tuple[str, ...]) -> tuple[str, ...]:
+        for sender in senders:
+            _, at, domain = sender.rpartition("@")
+            if not at or not domain or "." not in domain or " " in sender:
+                raise ValueError(
+                    f"{sender!r} is neither an address (desk@police.example.org) nor a domain "
+                    "written as @police.example.org"
+                )
+        return tuple(sender.lower() for sender in senders)
 
     @model_validator(mode="after")
     def _can_authenticate(self) -> PoliceSection:

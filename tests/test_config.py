@@ -146,3 +146,12 @@ def test_police_either_authentication_with_dkim_only_is_valid(tmp_path: Path) ->
     text = '[police]\nauthentication = "either"\ntrusted_authserv_id = "mx.mash.example.org"\n'
     police = load_config(write(tmp_path, text)).config.police
     assert police is not None and police.authentication == "either"
+
+
+def test_a_police_sender_must_be_an_address_or_an_at_domain(tmp_path: Path) -> None:
+    text = (
+        '[police]\nsenders = ["police.example.org"]\nauthentication = "dkim"\n'
+        'trusted_authserv_id = "mx.mash.example.org"\n'
+    )
+    with pytest.raises(ConfigError, match=r"police.senders: .*neither an address"):
+        load_config(write(tmp_path, text))
