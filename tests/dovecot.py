@@ -113,6 +113,8 @@ class Dovecot:
             raise ValueError('tls="required" needs a certificate (smtp_sink.make_certificate)')
         if shutil.which("dovecot") is None:
             raise RuntimeError("dovecot is not installed: apt-get install dovecot-imapd")
+        if os.geteuid() != 0:
+            raise RuntimeError("the Dovecot fixture runs as root (it switches to the mail uid)")
         self.tls = tls
         self.certificate = certificate
         self.capabilities = capabilities
