@@ -30,7 +30,7 @@ from gateway import mail_ledger
 from gateway.clock import Clock
 from gateway.config import ImapSection
 from gateway.faults import checkpoint
-from gateway.imap_client import MailboxClient, MailboxError, MessageGone, connect
+from gateway.imap_client import MailboxClient, MailboxError, MessageGone
 from gateway.mail_ledger import Action, Disposition, DispositionKind, InboundRecord, LedgerKey
 from gateway.store import transaction
 
@@ -218,8 +218,9 @@ def poll_mailbox(
     """Connect, make sure the processed and quarantine folders exist, and make one pass.
 
     `mailbox` is the account's name in the configuration ("mash", "navigator"): the ledger's
-    key. Raises MailboxError when the server fails (SecretError when the password cannot be
-    read, with the default factory `gateway.imap_client.connect`).
+    key; `client_factory` opens the connection (`gateway.imap_client.connect` reads the
+    configured password). Raises MailboxError when the server fails, SecretError when the
+    password cannot be read.
     """
     with client_factory(account) as client:
         client.ensure_folders([account.processed_folder, account.quarantine_folder])
@@ -237,6 +238,7 @@ def poll_mailbox(
 
 def watch_mailbox(
     conn: sqlite3.Connection,
+    client_factory: ClientFactory,
     account: ImapSection,
     *,
     mailbox: str,
@@ -244,7 +246,6 @@ def watch_mailbox(
     clock: Clock,
     actor: str,
     stop: threading.Event,
-    client_factory: ClientFactory = connect,
     pass_every_seconds: float = 300,
     first_backoff_seconds: float = 1,
     max_backoff_seconds: float = 300,

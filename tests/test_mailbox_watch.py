@@ -350,13 +350,13 @@ class Watcher:
         try:
             watch_mailbox(
                 conn,
+                self._connect,
                 self.account,
                 mailbox="mash",
                 handle=Handler(conn),
                 clock=FixedClock(NOW),
                 actor="test",
                 stop=self.stop,
-                client_factory=self._connect,
                 first_backoff_seconds=self.first_backoff,
                 max_backoff_seconds=2,
                 on_pass=self._passed,
