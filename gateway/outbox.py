@@ -43,6 +43,7 @@ class MessageState(StrEnum):
 @dataclass(frozen=True)
 class OutboxMessage:
     id: int
+    kind: MessageKind
     reference: str
     contact_role: str
     recipient: str
@@ -57,6 +58,18 @@ class OutboxMessage:
     sealed_at: datetime
     sent_at: datetime | None
     body: bytes
+
+
+class MessageKind(StrEnum):
+    """What a message is. A notification's messages drive their notification's state; the
+    gateway's own mail (to the Navigator, the manager, the police) only has its own."""
+
+    NOTIFICATION = "notification"
+    ALERT = "alert"  # to the Navigator or the manager: needs a person now
+    DIGEST = "digest"  # the Navigator's exceptions digest and chase list
+    RECEIPT = "receipt"  # to the police sender: counts only, signed
+    FORWARD = "forward"  # a school's reply or unmatched mail, forwarded to the Navigator
+    REPLY = "reply"  # to a sender whose mail could not be taken in
 
 
 # --------------------------------------------------------------------------------------
@@ -121,6 +134,7 @@ def store_sealed(
     body: bytes,
     sealed_at: datetime,
     actor: str,
+    kind: MessageKind = MessageKind.NOTIFICATION,
 ) -> int:
     """Store one sealed message, due at `due`; returns its row id.
 
@@ -137,9 +151,11 @@ def store_sealed(
         if existing is not None:
             return int(existing["id"])
         cursor = conn.execute(
-            "INSERT INTO message (reference, contact_role, recipient, fingerprint, message_id,"
-            " return_path, due, state, sealed_at, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO message (kind, reference, contact_role, recipient, fingerprint,"
+            " message_id, return_path, due, state, sealed_at, body)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
+                kind.value,
                 reference,
                 contact_role,
                 recipient,
@@ -159,6 +175,7 @@ def store_sealed(
             "message.sealed",
             actor=actor,
             at=sealed_at,
+            kind=kind.value,
             reference=reference,
             message_id=message_id,
             contact_role=contact_role,
@@ -223,7 +240,7 @@ def mark_sending(conn: sqlite3.Connection, row: int, *, at: datetime, actor: str
             (MessageState.SENDING.value, row),
         )
         _audit(conn, "message.sending", message, attempt=message.attempts + 1, at=at, actor=actor)
-        _follow(conn, message.reference, at=at, actor=actor)
+        _follow(conn, message, at=at, actor=actor)
     return get_message(conn, row)
 
 
@@ -238,7 +255,7 @@ def mark_sent(
             (MessageState.SENT.value, _utc(sent_at), row),
         )
         _audit(conn, "message.sent", message, attempt=message.attempts, at=sent_at, actor=actor)
-        _follow(conn, message.reference, at=sent_at, actor=actor)
+        _follow(conn, message, at=sent_at, actor=actor)
     return get_message(conn, row)
 
 
@@ -271,7 +288,7 @@ def schedule_retry(
             smtp_code=smtp_code,
             next_attempt=_utc(next_attempt),
         )
-        _follow(conn, message.reference, at=at, actor=actor)
+        _follow(conn, message, at=at, actor=actor)
     return get_message(conn, row)
 
 
@@ -305,7 +322,7 @@ def mark_exception(
             smtp_code=smtp_code,
             exception_kind=kind.value,
         )
-        _follow(conn, message.reference, at=at, actor=actor, kind=kind, reason=error)
+        _follow(conn, message, at=at, actor=actor, kind=kind, reason=error)
     return get_message(conn, row)
 
 
@@ -350,13 +367,16 @@ def _audit(
 
 def _follow(
     conn: sqlite3.Connection,
-    reference: str,
+    message: OutboxMessage,
     *,
     at: datetime,
     actor: str,
     kind: ExceptionKind | None = None,
     reason: str = "",
 ) -> None:
+    if message.kind is not MessageKind.NOTIFICATION:
+        return  # the gateway's own mail has no notification to follow
+    reference = message.reference
     current = conn.execute(
         "SELECT state FROM notification WHERE reference = ?", (reference,)
     ).fetchone()
@@ -403,6 +423,7 @@ def _utc(instant: datetime) -> str:
 def _message(row: sqlite3.Row) -> OutboxMessage:
     return OutboxMessage(
         id=row["id"],
+        kind=MessageKind(row["kind"]),
         reference=row["reference"],
         contact_role=row["contact_role"],
         recipient=row["recipient"],

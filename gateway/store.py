@@ -179,6 +179,39 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (mailbox, uidvalidity, uid)
     );
     """,
+    # The gateway's own mail (alerts, digests, receipts, forwards) goes through the same
+    # durable outbox as notifications: each message now says which it is, and only a
+    # notification's messages refer to a notification row.
+    """
+    CREATE TABLE message_v4 (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        reference TEXT NOT NULL,
+        contact_role TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        message_id TEXT NOT NULL UNIQUE,
+        return_path TEXT NOT NULL,
+        due TEXT NOT NULL,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt TEXT,
+        last_error TEXT NOT NULL DEFAULT '',
+        sealed_at TEXT NOT NULL,
+        sent_at TEXT,
+        body BLOB NOT NULL,
+        UNIQUE (reference, recipient)
+    );
+    INSERT INTO message_v4 (id, kind, reference, contact_role, recipient, fingerprint,
+        message_id, return_path, due, state, attempts, next_attempt, last_error, sealed_at,
+        sent_at, body)
+    SELECT id, 'notification', reference, contact_role, recipient, fingerprint, message_id,
+        return_path, due, state, attempts, next_attempt, last_error, sealed_at, sent_at, body
+    FROM message;
+    DROP TABLE message;
+    ALTER TABLE message_v4 RENAME TO message;
+    CREATE INDEX message_state_due ON message (state, due);
+    """,
 )
 
 

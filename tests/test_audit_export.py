@@ -170,9 +170,9 @@ def add_message(
     last_error: str = "",
 ) -> None:
     conn.execute(
-        "INSERT INTO message (reference, contact_role, recipient, fingerprint, message_id,"
-        " return_path, due, state, attempts, last_error, sealed_at, sent_at, body)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)",
+        "INSERT INTO message (kind, reference, contact_role, recipient, fingerprint,"
+        " message_id, return_path, due, state, attempts, last_error, sealed_at, sent_at,"
+        " body) VALUES ('notification', ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)",
         (
             reference,
             role,

@@ -13,7 +13,6 @@ NINE = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 @pytest.fixture
 def conn(tmp_path: Path) -> sqlite3.Connection:
     conn = open_state(tmp_path / "state.sqlite3")
-    conn.execute("PRAGMA foreign_keys = OFF")  # messages without their notifications here
     return conn
 
 
@@ -22,9 +21,9 @@ def add(
 ) -> None:
     number = conn.execute("SELECT COUNT(*) FROM message").fetchone()[0]
     conn.execute(
-        "INSERT INTO message (reference, contact_role, recipient, fingerprint, message_id,"
+        "INSERT INTO message (kind, reference, contact_role, recipient, fingerprint, message_id,"
         " return_path, due, state, next_attempt, sealed_at, body)"
-        " VALUES ('OE-1', 'dsl', ?, 'F', ?, 'r', ?, ?, ?, ?, x'00')",
+        " VALUES ('notification', 'OE-1', 'dsl', ?, 'F', ?, 'r', ?, ?, ?, ?, x'00')",
         (
             f"r{number}@example.org",
             f"<m{number}@example.org>",
