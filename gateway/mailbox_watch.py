@@ -248,7 +248,7 @@ def watch_mailbox(
     stop: threading.Event,
     pass_every_seconds: float = 300,
     first_backoff_seconds: float = 1,
-    max_backoff_seconds: float = 300,
+    max_backoff_seconds: float = 60,
     max_attempts: int = 3,
     on_pass: Callable[[PollReport], None] | None = None,
     on_error: Callable[[MailboxError, float], None] | None = None,
@@ -258,8 +258,9 @@ def watch_mailbox(
     retry of messages whose handler failed).
 
     Any MailboxError closes the connection; the next attempt comes after a pause that
-    doubles from `first_backoff_seconds` to `max_backoff_seconds`, and a reconnect catches up
-    by UID from the ledger. `on_pass` sees every pass's report, `on_error` every failure with
+    doubles from `first_backoff_seconds` to `max_backoff_seconds` (a minute by default, so
+    mail is taken within a minute of the server's return), and a reconnect catches up by UID
+    from the ledger. `on_pass` sees every pass's report, `on_error` every failure with
     the pause before the next attempt (for logs and alerts). Other errors (the database, an
     unreadable password) propagate: retrying cannot mend them.
     """
