@@ -13,11 +13,14 @@ an undefined variable is an error, never an empty space in a notification.
 
 from __future__ import annotations
 
+import email.policy
 import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime
+from email import quoprimime
 from email.message import EmailMessage
+from email.parser import BytesParser
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -39,6 +42,15 @@ _LINE_BREAKS = re.compile(r"\r\n|[\r\x85\u2028\u2029]")
 # Bidirectional embeddings, overrides, isolates and marks: in a name or a reference they
 # can make the text shown differ from the text written (Trojan Source, CVE-2021-42574).
 _BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+# Both parts are quoted-printable, where "=" is always followed by two hex digits or a line
+# end: no encoded line can hold "=_", so a boundary holding it can never occur in a part
+# (RFC 2045 §6.7) and needs no search of the content, unlike a random one.
+_BOUNDARY = "=_encompass.alternative"
+# set_content wraps quoted-printable at the policy's max_line_length, 78, not RFC 2045's 76;
+# kept, so the entity stays what the email package writes.
+_LINE_LENGTH = 78
+_SMTP = email.policy.SMTP
 
 
 @dataclass(frozen=True)
@@ -66,8 +78,36 @@ def render_notification(
     amendment_of: str | None = None,
     templates_dir: Path = TEMPLATES_DIR,
 ) -> EmailMessage:
-    """The notification's inner MIME entity: multipart/alternative of text/plain and
-    text/html (UTF-8, quoted-printable), with the subject as a protected header inside.
+    """The notification's inner MIME entity, as `notification_entity` writes it, read back
+    as a message: multipart/alternative of text/plain and text/html (UTF-8,
+    quoted-printable), with the subject as a protected header inside.
+
+    Raises as `notification_entity` does.
+    """
+    entity = notification_entity(
+        notification,
+        navigator=navigator,
+        template=template,
+        amendment_of=amendment_of,
+        templates_dir=templates_dir,
+    )
+    # Read with the line ends of a message at rest (LF), as a constructed one would have.
+    message = BytesParser(policy=email.policy.default).parsebytes(entity.replace(b"\r\n", b"\n"))
+    assert isinstance(message, EmailMessage)  # the default policy always makes one
+    return message
+
+
+def notification_entity(
+    notification: Notification,
+    *,
+    navigator: NavigatorContact,
+    template: str,
+    amendment_of: str | None = None,
+    templates_dir: Path = TEMPLATES_DIR,
+) -> bytes:
+    """The bytes of the notification's inner MIME entity, as sealing encrypts them: 7-bit,
+    CRLF line ends, multipart/alternative of text/plain and text/html (UTF-8,
+    quoted-printable), with the subject as a protected header inside.
 
     `template` is "full" or "minimal" (rules/routing.toml). `amendment_of` is the reference
     of the notification this one replaces, when the police amended the incident.
@@ -85,15 +125,44 @@ def render_notification(
     context = _context(notification, navigator, subject, amendment_of)
     text = environment.get_template(f"notification/{template}.txt").render(context)
     html = environment.get_template(f"notification/{template}.html").render(context)
+    return _alternative(subject, text, html)
 
-    message = EmailMessage()
+
+def _alternative(subject: str, text: str, html: str) -> bytes:
+    # Written directly, byte for byte as EmailMessage's set_content and add_alternative
+    # would write it with this boundary (the tests hold the two side by side): the email
+    # package's header objects and generator cost more than the templates themselves.
     # Protected headers (draft-autocrypt-lamps-protected-headers): the inner subject is what
     # a PGP-aware client shows once decrypted; here it matches the outer one.
-    message["Subject"] = subject
-    message.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
-    message.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
-    message.set_param("protected-headers", "v1")
-    return message
+    delimiter = f"--{_BOUNDARY}\r\n"
+    return b"".join(
+        (
+            _SMTP.fold_binary("Subject", _SMTP.header_factory("Subject", subject)),
+            b"MIME-Version: 1.0\r\n",
+            b'Content-Type: multipart/alternative; protected-headers="v1";\r\n',
+            f' boundary="{_BOUNDARY}"\r\n\r\n'.encode("ascii"),
+            delimiter.encode("ascii"),
+            b'Content-Type: text/plain; charset="utf-8"\r\n',
+            b"Content-Transfer-Encoding: quoted-printable\r\n\r\n",
+            _quoted_printable(text),
+            f"\r\n{delimiter}".encode("ascii"),
+            b'Content-Type: text/html; charset="utf-8"\r\n',
+            b"Content-Transfer-Encoding: quoted-printable\r\n",
+            # add_alternative gives the part it makes a MIME-Version of its own.
+            b"MIME-Version: 1.0\r\n\r\n",
+            _quoted_printable(html),
+            f"\r\n--{_BOUNDARY}--\r\n".encode("ascii"),
+        )
+    )
+
+
+def _quoted_printable(text: str) -> bytes:
+    # As set_content(cte="quoted-printable") encodes: UTF-8, lines split as bytes split them,
+    # one final line end, encoded lines wrapped at _LINE_LENGTH and ending in CRLF.
+    lines = text.encode("utf-8").splitlines()
+    body = b"\n".join(lines) + b"\n"
+    encoded: str = quoprimime.body_encode(body.decode("latin-1"), _LINE_LENGTH, eol="\r\n")
+    return encoded.encode("ascii")
 
 
 @lru_cache(maxsize=4)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.policy
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from email.message import EmailMessage
@@ -9,10 +10,17 @@ from pathlib import Path
 
 import jinja2
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.clock import LONDON
 from gateway.model import ChildRecord, CrimeStatus, Incident, Notification, Risk, SourceRow
-from gateway.render import NavigatorContact, render_notification, subject_for
+from gateway.render import (
+    NavigatorContact,
+    notification_entity,
+    render_notification,
+    subject_for,
+)
 
 NAVIGATOR = NavigatorContact("Sam Navigator", "navigator@mash.example.org", "01223 555 010")
 REFERENCE = "OE-7K3MQ-9TXAB"
@@ -98,6 +106,51 @@ def test_non_ascii_names_survive_in_both_parts() -> None:
 
     for part in both(render(notification(zoe))):
         assert "Zoë Ní Bhriain" in part
+
+
+def rebuilt_by_the_email_package(message: EmailMessage) -> bytes:
+    """The subject and parts of `message` put together with EmailMessage's set_content and
+    add_alternative, with the boundary of `message`, written out for SMTP."""
+    text, html = parts(message)
+    rebuilt = EmailMessage()
+    rebuilt["Subject"] = message["Subject"]
+    rebuilt.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
+    rebuilt.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
+    rebuilt.set_param("protected-headers", "v1")
+    boundary = message.get_boundary()
+    assert boundary is not None
+    rebuilt.set_boundary(boundary)
+    return rebuilt.as_bytes(policy=email.policy.SMTP)
+
+
+@pytest.mark.parametrize("template", ["full", "minimal"])
+def test_the_entity_is_written_as_the_email_package_would_write_it(template: str) -> None:
+    entity = notification_entity(notification(), navigator=NAVIGATOR, template=template)
+
+    assert entity == rebuilt_by_the_email_package(render(notification(), template))
+
+
+# Police text of any kind: long lines, trailing spaces, "=", non-ASCII, control characters.
+_POLICE_TEXT = st.text(
+    st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=200
+) | st.sampled_from(
+    ["a" * 200, "ends in spaces   ", "x=3D =\n--=_", "Zo\u00eb \u00e9t\u00e9 \u20ac"]
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(forename=_POLICE_TEXT, circumstances=_POLICE_TEXT, location=_POLICE_TEXT)
+def test_any_police_text_is_written_as_the_email_package_would_write_it(
+    forename: str, circumstances: str, location: str
+) -> None:
+    incident = replace(INCIDENT, circumstances=circumstances, location=location)
+    note = notification(replace(AVA, forename=forename), incident=incident)
+
+    entity = notification_entity(note, navigator=NAVIGATOR, template="full")
+
+    assert entity.isascii()
+    assert entity.count(b"\n") == entity.count(b"\r\n")
+    assert entity == rebuilt_by_the_email_package(render(note))
 
 
 # --------------------------------------------------------------------------------------
