@@ -17,6 +17,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from email.headerregistry import HeaderRegistry
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.utils import format_datetime
@@ -83,7 +84,7 @@ class Opened:
 
 def seal(
     keyring: Keyring,
-    inner: EmailMessage,
+    inner: EmailMessage | bytes,
     *,
     recipient: str,
     signer: str,
@@ -93,14 +94,20 @@ def seal(
     """Sign with `signer` and encrypt to `recipient` (both full fingerprints) the MIME entity
     `inner`, and return the whole RFC 5322 message (CRLF line ends) ready for SMTP.
 
+    `inner` may be given already written out, CRLF line ends and all (as
+    `render.notification_entity` writes it), so that a notification sealed for several
+    recipients is written once.
+
     With a passphrase-protected signing key, gpg-agent keeps the passphrase for its cache
     lifetime (10 minutes by default): a wrong passphrase is refused whenever the cache is
     cold, as at every start, and each signature pays the key's S2K derivation again.
     """
     recipient_key = _primary_key(keyring, recipient, "recipient")
     signer_key = _primary_key(keyring, signer, "signing (Navigator)")
-    header_block = _header_block(headers)  # malformed headers fail before gpg runs
-    body = inner.as_bytes(policy=email.policy.SMTP)
+    header_block = outer_header_block(headers)  # malformed headers fail before gpg runs
+    body = inner.as_bytes(policy=email.policy.SMTP) if isinstance(inner, EmailMessage) else inner
+    if body.count(b"\n") != body.count(b"\r\n"):
+        raise SealingError("the inner entity, given as bytes, must have CRLF line ends throughout")
     result = keyring.gpg.encrypt(
         body,
         recipient_key.fingerprint,
@@ -240,8 +247,13 @@ _INVALID_KEY = {
 }
 
 
-def _header_block(headers: OuterHeaders) -> bytes:
-    """The outer header lines, in order, each folded and RFC 2047-encoded as SMTP needs."""
+def outer_header_block(headers: OuterHeaders) -> bytes:
+    """The outer header lines, in order, each folded and RFC 2047-encoded as the email
+    package's SMTP policy writes them, ending with MIME-Version (seal adds Content-Type).
+
+    Raises SealingError for a line break in a value, a naive Date, or an extra header that
+    is malformed or would replace one of the message's own.
+    """
     if headers.date.tzinfo is None:
         raise SealingError("the outer Date header needs a timezone-aware instant")
     given: Sequence[tuple[str, str]] = (
@@ -264,11 +276,45 @@ def _header_block(headers: OuterHeaders) -> bytes:
             or lowered.startswith("content-")
         ):
             raise SealingError(f"{name!r} cannot be an extra outer header")
-    smtp = email.policy.SMTP
-    folded = b"".join(
-        smtp.fold_binary(name, smtp.header_factory(name, value)) for name, value in given
-    )
-    return folded + b"MIME-Version: 1.0\r\n"
+    return b"".join(_header_line(name, value) for name, value in given) + b"MIME-Version: 1.0\r\n"
+
+
+_SMTP = email.policy.SMTP
+_LINE_LENGTH = 78  # _SMTP.max_line_length: a longer line is folded
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_DOT_ATOM = rf"{_ATEXT}(?:\.{_ATEXT})*"
+_ADDR_SPEC = rf"{_DOT_ATOM}@{_DOT_ATOM}"
+# Printable ASCII without encoded words (=?…?=), leading, trailing or doubled spaces.
+_UNSTRUCTURED = re.compile(r"(?!.*=\?)(?!.*  )[!-~](?:[ -~]*[!-~])?")
+# Values the email package writes out exactly as given, by how it parses each header: a bare
+# address, or one after a display name of atoms or of one simple quoted string; a message id;
+# a date as format_datetime writes it; unstructured text as above.
+_AS_GIVEN = {
+    "from": re.compile(
+        rf'(?:(?:{_ATEXT}(?: {_ATEXT})*|"[ !#-\[\]-~]*") <{_ADDR_SPEC}>|{_ADDR_SPEC})'
+    ),
+    "message-id": re.compile(rf"<{_DOT_ATOM}@{_DOT_ATOM}>"),
+    "date": re.compile(r"[A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} [1-9]\d{3} \d\d:\d\d:\d\d [+-]\d{4}"),
+    "subject": _UNSTRUCTURED,
+}
+_AS_GIVEN["to"] = _AS_GIVEN["disposition-notification-to"] = _AS_GIVEN["from"]
+_STRUCTURED = frozenset(HeaderRegistry().registry)  # the headers the email package parses
+
+
+def _header_line(name: str, value: str) -> bytes:
+    # The email package's header objects cost more per header than the rest of the envelope
+    # together, so a value it would write unchanged is written directly; anything else — a
+    # non-ASCII display name (RFC 2047), a line to fold, an unusual address — goes through
+    # it. The tests hold the two side by side.
+    lowered = name.lower()
+    pattern = _AS_GIVEN.get(lowered, _UNSTRUCTURED if lowered not in _STRUCTURED else None)
+    if (
+        pattern is not None
+        and len(name) + 2 + len(value) <= _LINE_LENGTH
+        and pattern.fullmatch(value)
+    ):
+        return f"{name}: {value}\r\n".encode("ascii")
+    return _SMTP.fold_binary(name, _SMTP.header_factory(name, value))
 
 
 def _outer_bytes(header_block: bytes, armored: str) -> bytes:

@@ -1,13 +1,17 @@
 from __future__ import annotations
 
 import email.policy
+import string
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from email.message import EmailMessage
 from email.parser import BytesParser
+from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from invariants import assert_sealed
 from pgp_keys import KeyFactory, PgpKey
 
@@ -19,6 +23,7 @@ from gateway.pgpmime import (
     SealingError,
     encrypted_part,
     open_sealed,
+    outer_header_block,
     seal,
 )
 
@@ -304,6 +309,102 @@ def test_a_subject_with_a_line_break_is_refused(
 ) -> None:
     with pytest.raises(SealingError, match="Subject contains a line break"):
         sealed(gateway_keyring, navigator_key, dsl_key, subject=f"{REFERENCE}\r\nBcc: x@y.org")
+
+
+def test_an_entity_given_as_bytes_is_sealed_as_they_are(
+    gateway_keyring: Keyring,
+    navigator_key: PgpKey,
+    dsl_key: PgpKey,
+    recipient_home: Callable[[PgpKey], Keyring],
+) -> None:
+    inner = notification().as_bytes(policy=email.policy.SMTP)
+    raw = seal(
+        gateway_keyring,
+        inner,
+        recipient=dsl_key.fingerprint,
+        signer=navigator_key.fingerprint,
+        passphrase=None,
+        headers=outer_headers(),
+    )
+    reader = recipient_home(dsl_key)
+    decrypted = reader.gpg.decrypt(encrypted_part(raw), always_trust=True)
+    assert decrypted.ok
+    assert decrypted.data == inner
+    assert open_sealed(reader, raw).signature_valid
+
+
+def test_an_entity_given_as_bytes_without_crlf_line_ends_is_refused(
+    gateway_keyring: Keyring, navigator_key: PgpKey, dsl_key: PgpKey
+) -> None:
+    with pytest.raises(SealingError, match="CRLF"):
+        seal(
+            gateway_keyring,
+            notification().as_bytes(),
+            recipient=dsl_key.fingerprint,
+            signer=navigator_key.fingerprint,
+            passphrase=None,
+            headers=outer_headers(),
+        )
+
+
+# The outer header lines are written directly where the email package would write them
+# unchanged; these strategies aim at both sides of that line.
+_PRINTABLE = string.printable[:95] + "\u00e9\u20ac\x00\t\x7f\u2028"
+_ATEXT = st.text(
+    string.ascii_letters + string.digits + "!#$%&'*+/=?^_`{|}~-", min_size=1, max_size=8
+)
+_DOT_ATOM = st.lists(_ATEXT, min_size=1, max_size=3).map(".".join)
+_ADDR_SPEC = st.builds("{}@{}".format, _DOT_ATOM, _DOT_ATOM)
+_LINE = st.text(_PRINTABLE.replace("\r", "").replace("\n", ""), max_size=70)
+_DISPLAY_NAME = st.one_of(
+    st.lists(_ATEXT, min_size=1, max_size=3).map(" ".join),
+    _LINE.map(lambda text: '"' + text[:20].replace('"', "").replace("\\", "") + '"'),
+    st.sampled_from(["\u00c9quipe Navigator", "J. Smith", "Navigator (MASH)"]),
+)
+_ADDRESS = st.one_of(_ADDR_SPEC, st.builds("{} <{}>".format, _DISPLAY_NAME, _ADDR_SPEC), _LINE)
+_MESSAGE_ID = st.one_of(st.builds("<{}@{}>".format, _DOT_ATOM, _DOT_ATOM), _LINE)
+_EXTRA = st.tuples(
+    st.sampled_from(["Auto-Submitted", "X-Note", "Reply-To", "Sender", "Precedence"]), _LINE
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    from_addr=_ADDRESS,
+    to_addr=_ADDRESS,
+    subject=_LINE,
+    date=st.datetimes(timezones=st.timezones()),
+    message_id=_MESSAGE_ID,
+    notify=_ADDRESS,
+    extra=st.lists(_EXTRA, max_size=2).map(tuple),
+)
+def test_outer_header_lines_are_what_the_email_packages_smtp_policy_writes(
+    from_addr: str,
+    to_addr: str,
+    subject: str,
+    date: datetime,
+    message_id: str,
+    notify: str,
+    extra: tuple[tuple[str, str], ...],
+) -> None:
+    headers = OuterHeaders(from_addr, to_addr, subject, date, message_id, notify, extra)
+    smtp = email.policy.SMTP
+    fields = [
+        ("From", from_addr),
+        ("To", to_addr),
+        ("Subject", subject),
+        ("Date", format_datetime(date)),
+        ("Message-ID", message_id),
+        ("Disposition-Notification-To", notify),
+        *extra,
+    ]
+    try:
+        expected = b"".join(smtp.fold_binary(n, smtp.header_factory(n, v)) for n, v in fields)
+    except Exception as refused:  # what the email package refuses, sealing refuses alike
+        with pytest.raises(type(refused)):
+            outer_header_block(headers)
+        return
+    assert outer_header_block(headers) == expected + b"MIME-Version: 1.0\r\n"
 
 
 # --------------------------------------------------------------------------------------
