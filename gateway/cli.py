@@ -28,13 +28,17 @@ from gateway.demo import run_demo
 from gateway.demo_summary import render_summary
 from gateway.directory import SqliteDirectory, import_directory, load_roll_profiles
 from gateway.errors import ConfigError, GatewayError, StateError
+from gateway.imap_client import connect
 from gateway.key_reports import contact_key_report, import_report
 from gateway.keyring import KeyStatus, open_keyring
+from gateway.mail_intake import PoliceMailHandler
+from gateway.mailbox_watch import Handler, poll_mailbox
 from gateway.operations import dispatch_now, plan_file, take_in
 from gateway.plan import decision_json, render_table
 from gateway.ruleset import load_rules
 from gateway.sealing import SealReport
 from gateway.store import open_state, transaction
+from gateway.tracking import TrackingHandler
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -242,6 +246,39 @@ def demo(obj: Context, workspace: Path | None) -> None:
     if not run.ok:
         click.echo("error: a check of the demo failed (see above)", err=True)
         sys.exit(1)
+
+
+@cli.command()
+@click.pass_obj
+@_reports_errors
+def poll(obj: Context) -> None:
+    """One pass over the mailboxes: police spreadsheets from the MASH inbox, then read
+    receipts, replies and bounces from the Navigator's mailbox (for cron, and tests)."""
+    mailboxes = obj.config.config.mailboxes
+    if mailboxes is None or not mailboxes.accounts():
+        raise ConfigError(
+            f"{obj.config.source or 'the configuration'}: no [mailboxes.mash] or "
+            "[mailboxes.navigator] is configured, so there is nothing to poll"
+        )
+    conn = _state(obj)
+    now = obj.clock.now()
+    settings = obj.config.config
+    with open_keyring(settings.gnupg.home) as keyring:
+        for name, account in mailboxes.accounts().items():
+            handle: Handler
+            if name == "mash":
+                rules = load_rules(obj.config.rules_dir)
+                handle = PoliceMailHandler(conn, obj.config, rules, keyring, now, "poll:mash")
+            else:
+                handle = TrackingHandler(conn, settings.dispatch, now, f"poll:{name}")
+            report = poll_mailbox(
+                conn, connect, account, mailbox=name, handle=handle, now=now, actor=f"poll:{name}"
+            )
+            click.echo(
+                f"{name}: {len(report.handled)} handled, {len(report.duplicates)} seen before,"
+                f" {len(report.failed)} failed (tried again next pass),"
+                f" {len(report.shunted)} quarantined after repeated failures"
+            )
 
 
 @cli.group()

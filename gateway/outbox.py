@@ -95,7 +95,12 @@ def return_path_for(message_id: str, local_part: str, domain: str) -> str:
     A bounce comes back to this address, and the token names the message without guessing
     from the bounce's text (a VERP-style address, as Mailman uses).
     """
-    return f"{local_part}+{_token(message_id)}@{domain}"
+    return return_path_for_token(_token(message_id), local_part, domain)
+
+
+def return_path_for_token(token: str, local_part: str, domain: str) -> str:
+    """The return path carrying `token` (what a bounce's token points back to)."""
+    return f"{local_part}+{token}@{domain}"
 
 
 def token_from_return_path(address: str, local_part: str, domain: str) -> str | None:

@@ -212,6 +212,23 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE message_v4 RENAME TO message;
     CREATE INDEX message_state_due ON message (state, due);
     """,
+    """
+    CREATE TABLE tracking_event (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        message_row INTEGER REFERENCES message (id),
+        reference TEXT,
+        status TEXT,
+        final_recipient TEXT,
+        at TEXT NOT NULL,
+        mailbox TEXT NOT NULL,
+        uidvalidity INTEGER NOT NULL,
+        uid INTEGER NOT NULL,
+        summary TEXT NOT NULL
+    );
+    CREATE INDEX tracking_event_reference ON tracking_event (reference);
+    CREATE INDEX tracking_event_message ON tracking_event (message_row);
+    """,
 )
 
 

@@ -1,7 +1,6 @@
 """The day through the command line: directory, keys, intake at 07:00, dispatch at 09:00 —
 real GnuPG, a real SMTP sink, every message checked by the shared sealing invariant."""
 
-import csv
 import json
 import sqlite3
 from collections.abc import Callable
@@ -12,6 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 from invariants import assert_sealed
 from pgp_keys import KeyFactory, PgpKey
+from sample_day import INTAKE, notified_urns, pin_real_keys
 from smtp_sink import SmtpSink
 
 from gateway.cli import cli
@@ -19,7 +19,6 @@ from gateway.keyring import Keyring, open_keyring
 from gateway.notification_store import notification_from_json
 from gateway.synthetic import SamplePaths, write_sample
 
-INTAKE = "2026-03-02T07:00:00+00:00"  # Monday morning, before 09:00 GMT
 BEFORE_NINE = "2026-03-02T08:59:00+00:00"
 AT_NINE = "2026-03-02T09:00:00+00:00"
 
@@ -48,8 +47,8 @@ def day(
     smtp_sink: SmtpSink,
 ) -> Day:
     sample = write_sample(tmp_path / "sample", reported_on=date(2026, 3, 2))
-    notified = _notified_urns(sample)
-    keys = _pin_real_keys(sample.directory.contacts, notified, key_factory, tmp_path / "keys")
+    notified = notified_urns(sample)
+    keys = pin_real_keys(sample.directory.contacts, notified, key_factory, tmp_path / "keys")
     home = gnupg_home()
     with open_keyring(home) as keyring:
         navigator_key.install_secret(keyring)
@@ -72,37 +71,6 @@ tls = "none"
         encoding="utf-8",
     )
     return Day(sample, config, keys)
-
-
-def _notified_urns(sample: SamplePaths) -> set[int]:
-    runner = CliRunner()
-    base = ["--config", str(sample.config), "--now", INTAKE]
-    assert runner.invoke(cli, [*base, "directory", "import", "--no-progress"]).exit_code == 0
-    plan = json.loads(
-        runner.invoke(cli, [*base, "process", str(sample.workbook), "--dry-run", "--json"]).output
-    )
-    return {entry["urn"] for entry in plan if entry["outcome"] == "notify"}
-
-
-def _pin_real_keys(
-    contacts_csv: Path, urns: set[int], factory: KeyFactory, folder: Path
-) -> dict[str, PgpKey]:
-    """Give every contact of the notified schools a real key, as the LA would pin them."""
-    with contacts_csv.open(encoding="utf-8", newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    folder.mkdir()
-    keys = {}
-    for row in rows:
-        if int(row["URN"]) in urns:
-            key = factory.make(row["Email"])
-            keys[row["Email"]] = key
-            row["Fingerprint"] = key.fingerprint
-            (folder / f"{key.fingerprint}.asc").write_bytes(key.public)
-    with contacts_csv.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return keys
 
 
 def test_the_day_from_intake_to_sealed_messages_at_nine(

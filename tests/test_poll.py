@@ -1,0 +1,204 @@
+"""`encompass-gateway poll` against a real Dovecot: police mail in the MASH inbox taken in
+(or quarantined), and what comes back to the Navigator's mailbox recorded."""
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from dovecot import Dovecot, MailUser
+from pgp_keys import KeyFactory, PgpKey
+from police_mail_corpus import POLICE, content, mail, police_keyring, signed
+from sample_day import INTAKE, notified_urns, pin_real_keys
+from smtp_sink import SmtpSink
+
+from gateway.cli import cli
+from gateway.keyring import open_keyring
+from gateway.synthetic import write_sample
+
+AT_NINE = "2026-03-02T09:00:00+00:00"
+LATER = "2026-03-02T09:30:00+00:00"
+
+
+@dataclass
+class World:
+    config: Path
+    workbook: Path
+    dovecot: Dovecot
+    mash: MailUser
+    navigator: MailUser
+    police_mail: Callable[[bytes], bytes]  # a workbook → a mail signed by the police key
+
+    def run(self, *args: str, now: str = INTAKE) -> Result:
+        result = CliRunner().invoke(cli, ["--config", str(self.config), "--now", now, *args])
+        assert result.exit_code == 0, result.output
+        return result
+
+    def state(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.config.parent / "state" / "gateway.sqlite3")
+        conn.row_factory = sqlite3.Row
+        return conn
+
+
+def _imap_block(name: str, dovecot: Dovecot, user: MailUser) -> str:
+    account = dovecot.imap_section(user)
+    assert account.password is not None and account.password.file is not None
+    return (
+        f'\n[mailboxes.{name}]\nhost = "{account.host}"\nport = {account.port}\n'
+        f'tls = "{account.tls}"\nusername = "{account.username}"\n'
+        f'password = {{ file = "{account.password.file}" }}\n'
+    )
+
+
+@pytest.fixture
+def world(
+    tmp_path: Path,
+    key_factory: KeyFactory,
+    navigator_key: PgpKey,
+    gnupg_home: Callable[[], Path],
+    smtp_sink: SmtpSink,
+    dovecot: Dovecot,
+) -> World:
+    sample = write_sample(tmp_path / "sample", reported_on=date(2026, 3, 2))
+    keys = pin_real_keys(
+        sample.directory.contacts, notified_urns(sample), key_factory, tmp_path / "keys"
+    )
+    police = key_factory.make(POLICE, name="Police DA desk")
+    mash_key = key_factory.make("mash@mash.example.org")
+    home = gnupg_home()
+    with open_keyring(home) as keyring:
+        navigator_key.install_secret(keyring)
+        police.install_public(keyring)
+        for key in keys.values():
+            key.install_public(keyring)
+    desk = police_keyring(gnupg_home(), police, mash_key)
+    mash, navigator = dovecot.new_user("mash"), dovecot.new_user("navigator")
+    sample.config.write_text(
+        sample.config.read_text(encoding="utf-8")
+        + f"""
+[navigator]
+email = "{navigator_key.email}"
+fingerprint = "{navigator_key.fingerprint}"
+
+[gnupg]
+home = "{home}"
+
+[smtp]
+host = "127.0.0.1"
+port = {smtp_sink.port}
+tls = "none"
+
+[police]
+senders = ["{POLICE}"]
+authentication = "pgp"
+fingerprints = ["{police.fingerprint}"]
+"""
+        + _imap_block("mash", dovecot, mash)
+        + _imap_block("navigator", dovecot, navigator),
+        encoding="utf-8",
+    )
+
+    def police_mail(workbook: bytes) -> bytes:
+        return mail(
+            signed(
+                content(("daily-return.xlsx", workbook)), keyring=desk, signer=police.fingerprint
+            )
+        )
+
+    world = World(sample.config, sample.workbook, dovecot, mash, navigator, police_mail)
+    world.run("directory", "import", "--no-progress")
+    return world
+
+
+def test_a_signed_police_mail_is_taken_in_sealed_and_moved(world: World) -> None:
+    world.dovecot.deliver(world.mash, world.police_mail(world.workbook.read_bytes()))
+    polled = world.run("poll")
+    assert "mash: 1 handled" in polled.output
+    with world.state() as conn:
+        assert conn.execute("SELECT COUNT(*) FROM intake").fetchone()[0] == 1
+        sealed = conn.execute("SELECT COUNT(*) FROM message WHERE state = 'sealed'").fetchone()
+    assert sealed[0] > 0
+    assert world.dovecot.messages(world.mash) == {}
+    assert len(world.dovecot.messages(world.mash, "Processed")) == 1
+
+
+def test_the_same_mail_polled_twice_is_taken_in_once(world: World) -> None:
+    raw = world.police_mail(world.workbook.read_bytes())
+    world.dovecot.deliver(world.mash, raw)
+    world.run("poll")
+    world.dovecot.deliver(world.mash, raw)
+    again = world.run("poll")
+    assert "1 seen before" in again.output
+    with world.state() as conn:
+        assert conn.execute("SELECT COUNT(*) FROM intake").fetchone()[0] == 1
+
+
+def test_a_resent_mail_with_the_same_spreadsheet_records_nothing_new(world: World) -> None:
+    for _ in range(2):  # signed afresh each time: other bytes, the same spreadsheet
+        world.dovecot.deliver(world.mash, world.police_mail(world.workbook.read_bytes()))
+        world.run("poll")
+    with world.state() as conn:
+        assert conn.execute("SELECT COUNT(*) FROM intake").fetchone()[0] == 1
+        assert conn.execute("SELECT COUNT(*) FROM notification").fetchone()[0] > 0
+
+
+def test_a_spoofed_police_mail_is_quarantined_and_not_a_row_is_read(world: World) -> None:
+    unsigned = mail(content(("daily-return.xlsx", world.workbook.read_bytes())))
+    world.dovecot.deliver(world.mash, unsigned)
+    world.run("poll")
+    with world.state() as conn:
+        assert conn.execute("SELECT COUNT(*) FROM intake").fetchone()[0] == 0
+        assert conn.execute("SELECT COUNT(*) FROM decision").fetchone()[0] == 0
+        refused = conn.execute(
+            "SELECT COUNT(*) FROM audit WHERE event = 'police_mail.refused'"
+        ).fetchone()
+    assert refused[0] == 1
+    assert len(world.dovecot.messages(world.mash, "Quarantine")) == 1
+
+
+def test_a_read_receipt_is_recorded_against_its_message(world: World) -> None:
+    world.dovecot.deliver(world.mash, world.police_mail(world.workbook.read_bytes()))
+    world.run("poll")
+    world.run("dispatch", now=AT_NINE)
+    with world.state() as conn:
+        row = conn.execute("SELECT id, message_id, reference FROM message LIMIT 1").fetchone()
+    world.dovecot.deliver(world.navigator, _read_receipt(row["message_id"]))
+    polled = world.run("poll", now=LATER)
+    assert "navigator: 1 handled" in polled.output
+    with world.state() as conn:
+        event = conn.execute("SELECT kind, message_row, reference FROM tracking_event").fetchone()
+    assert tuple(event) == ("read_receipt", row["id"], row["reference"])
+
+
+def test_a_reply_stays_in_the_navigators_inbox_flagged(world: World) -> None:
+    reply = (
+        b"From: dsl@school.example.org\r\nTo: navigator@mash.example.org\r\n"
+        b"Subject: Re: Secure notification OE-ABCDE-FGHJK\r\n"
+        b"Message-ID: <reply1@school.example.org>\r\n"
+        b"Date: Mon, 2 Mar 2026 09:40:00 +0000\r\n\r\nThank you, noted on the chronology.\r\n"
+    )
+    world.dovecot.deliver(world.navigator, reply)
+    world.run("poll", now=LATER)
+    (stored,) = world.dovecot.messages(world.navigator).values()
+    assert "$EncompassNeedsAPerson" in stored.flags
+
+
+def _read_receipt(original_message_id: str) -> bytes:
+    """An RFC 8098 read receipt, as Thunderbird sends one."""
+    return (
+        "From: dsl@school.example.org\r\nTo: navigator@mash.example.org\r\n"
+        "Subject: Return Receipt (displayed) - Secure notification\r\n"
+        "Message-ID: <mdn1@school.example.org>\r\nDate: Mon, 2 Mar 2026 09:10:00 +0000\r\n"
+        "MIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=disposition-notification; boundary="b1"\r\n'
+        "\r\n--b1\r\nContent-Type: text/plain\r\n\r\nThe message was displayed.\r\n"
+        "--b1\r\nContent-Type: message/disposition-notification\r\n\r\n"
+        "Reporting-UA: school.example.org; Thunderbird\r\n"
+        "Final-Recipient: rfc822;dsl@school.example.org\r\n"
+        f"Original-Message-ID: {original_message_id}\r\n"
+        "Disposition: manual-action/MDN-sent-manually; displayed\r\n"
+        "--b1--\r\n"
+    ).encode()
