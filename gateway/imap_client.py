@@ -22,8 +22,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from types import TracebackType
 
-from imapclient import IMAPClient, SocketTimeout  # type: ignore[import-untyped]
-from imapclient.exceptions import (  # type: ignore[import-untyped]
+from imapclient import IMAPClient, SocketTimeout
+from imapclient.exceptions import (
     CapabilityError,
     LoginError,
 )
