@@ -24,7 +24,7 @@ from gateway.model import Contact, Directory, ExceptionKind, Notification
 from gateway.notification_store import NotificationState
 from gateway.pgpmime import OuterHeaders, seal
 from gateway.recipients import KeyVerdict, RecipientChoice, choose_recipients
-from gateway.render import NavigatorContact, render_notification, subject_for
+from gateway.render import NavigatorContact, notification_entity, subject_for
 from gateway.store import transaction
 
 
@@ -104,7 +104,8 @@ def _seal_for_recipients(
     actor: str,
 ) -> None:
     navigator = sealer.navigator
-    inner = render_notification(
+    # Written out once, sealed for each recipient.
+    inner = notification_entity(
         notification,
         navigator=NavigatorContact(navigator.name, navigator.email, navigator.phone),
         template=sealer.template,
