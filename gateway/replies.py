@@ -117,9 +117,12 @@ def leaves(message: Message, *, into_messages: bool = False) -> Iterator[Message
     stack: list[tuple[Message, int]] = [(message, 0)]
     while stack:
         part, depth = stack.pop()
-        payload = part.get_payload()
-        nested = part.is_multipart() and isinstance(payload, list)
-        if nested and (into_messages or part.get_content_maintype() != "message"):
+        # Only a multipart's payload is read here: a leaf's get_payload() decodes its text
+        # with the declared charset, and a hostile charset name (a NUL in it) raises.
+        payload = part.get_payload() if part.is_multipart() else None
+        if isinstance(payload, list) and (
+            into_messages or part.get_content_maintype() != "message"
+        ):
             if depth < _MAX_DEPTH:
                 children = [child for child in payload if isinstance(child, Message)]
                 stack.extend((child, depth + 1) for child in reversed(children))
@@ -140,7 +143,7 @@ def part_text(part: Message, limit: int | None = TEXT_LIMIT) -> str:
     charset = part.get_content_charset() or "utf-8"
     try:
         text = payload.decode(charset, errors="replace")
-    except LookupError:  # an unknown charset name
+    except (LookupError, ValueError):  # an unknown charset name, or one with a NUL in it
         text = payload.decode("utf-8", errors="replace")
     if part.get_content_type() == "text/html":
         text = _html_text(text)

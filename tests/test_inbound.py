@@ -258,3 +258,16 @@ def test_a_non_standard_bounce_too_large_for_the_heuristics_goes_to_the_navigato
     assert result.kind is Kind.UNMATCHED
     assert result.token == case.token
     assert "neither RFC 3464 nor the heuristics" in result.summary
+
+
+def test_a_nul_in_a_charset_name_does_not_trip_the_classification() -> None:
+    # Found by the corrupted-corpus property test: the email package's get_payload() decodes
+    # a leaf with its declared charset, and "us-ascii\x00" made it raise ValueError.
+    raw = (
+        b"From: dsl@school.example.org\r\nSubject: Automatic reply: Secure notification\r\n"
+        b"Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/alternative; boundary="b"\r\n\r\n'
+        b'--b\r\nContent-Type: text/plain; charset="us-\x00ascii"\r\n\r\nAway\x80.\r\n--b--\r\n'
+    )
+    result = classified(raw)
+    assert not result.summary.startswith(UNREADABLE), result.summary
