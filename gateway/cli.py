@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import signal
 import sqlite3
 import sys
 import tempfile
@@ -31,12 +32,14 @@ from gateway.errors import ConfigError, GatewayError, StateError
 from gateway.imap_client import connect
 from gateway.key_reports import contact_key_report, import_report
 from gateway.keyring import KeyStatus, open_keyring
+from gateway.logs import configure_logging
 from gateway.mail_intake import PoliceMailHandler
 from gateway.mailbox_watch import Handler, poll_mailbox
 from gateway.operations import dispatch_now, plan_file, take_in
 from gateway.plan import decision_json, render_table
 from gateway.ruleset import load_rules
 from gateway.sealing import SealReport
+from gateway.service import Service
 from gateway.store import open_state, transaction
 from gateway.tracking import TrackingHandler
 
@@ -249,6 +252,26 @@ def demo(obj: Context, workspace: Path | None) -> None:
 
 
 @cli.command()
+@click.option("--log-json", is_flag=True, help="Log one JSON object per line (for a collector).")
+@click.pass_obj
+@_reports_errors
+def run(obj: Context, log_json: bool) -> None:
+    """The service: watch the mailboxes and dispatch every notification when it is due.
+
+    Stops cleanly on SIGTERM or SIGINT. One instance per state database.
+    """
+    configure_logging(json_lines=log_json)
+    service = Service(obj.config, obj.clock)
+
+    def stop(_signum: int, _frame: object) -> None:
+        service.stop.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    service.run()
+
+
+@cli.command()
 @click.pass_obj
 @_reports_errors
 def poll(obj: Context) -> None:
@@ -261,16 +284,18 @@ def poll(obj: Context) -> None:
             "[mailboxes.navigator] is configured, so there is nothing to poll"
         )
     conn = _state(obj)
+    # One instant for the whole pass, so `--now` puts every message at the same moment.
     now = obj.clock.now()
+    clock = FixedClock(now)
     settings = obj.config.config
     with open_keyring(settings.gnupg.home) as keyring:
         for name, account in mailboxes.accounts().items():
             handle: Handler
             if name == "mash":
                 rules = load_rules(obj.config.rules_dir)
-                handle = PoliceMailHandler(conn, obj.config, rules, keyring, now, "poll:mash")
+                handle = PoliceMailHandler(conn, obj.config, rules, keyring, clock, "poll:mash")
             else:
-                handle = TrackingHandler(conn, settings.dispatch, now, f"poll:{name}")
+                handle = TrackingHandler(conn, settings.dispatch, clock, f"poll:{name}")
             report = poll_mailbox(
                 conn, connect, account, mailbox=name, handle=handle, now=now, actor=f"poll:{name}"
             )

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from gateway import audit
+from gateway.clock import Clock
 from gateway.config import LoadedConfig, PoliceSection
 from gateway.errors import ConfigError, SpreadsheetRefused
 from gateway.keyring import Keyring
@@ -28,13 +29,13 @@ from gateway.store import transaction
 
 @dataclass(frozen=True)
 class PoliceMailHandler:
-    """Takes in one police mail; build one per pass (it holds the pass's instant)."""
+    """Takes in one police mail (the arrival instant is read from `clock` per message)."""
 
     conn: sqlite3.Connection
     config: LoadedConfig
     rules: Rules
     keyring: Keyring
-    now: datetime
+    clock: Clock
     actor: str
 
     @property
@@ -48,11 +49,12 @@ class PoliceMailHandler:
         return police
 
     def __call__(self, raw: bytes, key: LedgerKey) -> Disposition:
+        now = self.clock.now()
         police = self.police
         passphrase = police.mash_passphrase.resolve() if police.mash_passphrase else None
         verdict = authenticate(raw, police=police, keyring=self.keyring, passphrase=passphrase)
         if not verdict.ok or verdict.payload is None or verdict.method is None:
-            self._audit("police_mail.refused", key, method=None)
+            self._audit("police_mail.refused", key, now=now, method=None)
             return Disposition(DispositionKind.QUARANTINED, reason=verdict.reason)
         scan = attachments(
             verdict.payload,
@@ -72,7 +74,7 @@ class PoliceMailHandler:
                     conn=self.conn,
                     config=self.config,
                     rules=self.rules,
-                    arrival=self.now,
+                    arrival=now,
                 )
             except SpreadsheetRefused as refusal:
                 refused.append(str(refusal))
@@ -82,24 +84,24 @@ class PoliceMailHandler:
             )
             intakes.append(taken.recorded.intake_id)
         if not intakes:
-            self._audit("police_mail.nothing_taken", key, method=verdict.method)
+            self._audit("police_mail.nothing_taken", key, now=now, method=verdict.method)
             reason = "; ".join(refused) or scan.summary
             return Disposition(DispositionKind.QUARANTINED, reason=reason)
-        self._audit("police_mail.taken_in", key, method=verdict.method)
+        self._audit("police_mail.taken_in", key, now=now, method=verdict.method)
         return Disposition(
             DispositionKind.INTAKE,
             reference=",".join(str(i) for i in intakes),
             reason="; ".join(refused),
         )
 
-    def _audit(self, event: str, key: LedgerKey, *, method: str | None) -> None:
+    def _audit(self, event: str, key: LedgerKey, *, now: datetime, method: str | None) -> None:
         # Its own small transaction: the refusal is on record even if the pass fails later.
         with transaction(self.conn):
             audit.append(
                 self.conn,
                 event,
                 actor=self.actor,
-                at=self.now,
+                at=now,
                 mailbox=key.mailbox,
                 uidvalidity=key.uidvalidity,
                 uid=key.uid,

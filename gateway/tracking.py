@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 
 from gateway import audit
+from gateway.clock import Clock
 from gateway.config import DispatchSection
 from gateway.inbound import Classified, Kind, classify
 from gateway.mail_ledger import Disposition, DispositionKind, LedgerKey
@@ -31,11 +32,11 @@ _IGNORED = frozenset({Kind.OWN_LOOP, Kind.DELIVERED})
 
 @dataclass(frozen=True)
 class TrackingHandler:
-    """Records one message of the Navigator's mailbox; build one per pass."""
+    """Records one message of the Navigator's mailbox."""
 
     conn: sqlite3.Connection
     dispatch: DispatchSection
-    now: datetime
+    clock: Clock
     actor: str
 
     def __call__(self, raw: bytes, key: LedgerKey) -> Disposition:
@@ -43,6 +44,7 @@ class TrackingHandler:
             raw, own_domain=self.dispatch.domain, bounce_local_part=self.dispatch.bounce_local_part
         )
         row, reference = self._about(found)
+        now = self.clock.now()
         with transaction(self.conn):
             self.conn.execute(
                 "INSERT INTO tracking_event (kind, message_row, reference, status,"
@@ -54,7 +56,7 @@ class TrackingHandler:
                     reference,
                     found.status,
                     found.final_recipient,
-                    self.now.astimezone(UTC).isoformat(),
+                    now.astimezone(UTC).isoformat(),
                     key.mailbox,
                     key.uidvalidity,
                     key.uid,
@@ -65,7 +67,7 @@ class TrackingHandler:
                 self.conn,
                 f"tracking.{found.kind.value}",
                 actor=self.actor,
-                at=self.now,
+                at=now,
                 reference=reference,
                 message_row=row,
                 status=found.status,

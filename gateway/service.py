@@ -1,0 +1,216 @@
+"""`encompass-gateway run`: the service — the mailboxes watched, dispatch on time.
+
+A scheduler around the same one-shot operations as the CLI. The database is the source of
+truth: one APScheduler job, "dispatch", is (re)set to `schedule.next_dispatch` after the
+start, after every mailbox pass and after every dispatch, so a restart at 08:59 still sends
+at 09:00 and a restart at 09:20 sends what was due at once. Each mailbox is watched by its
+own thread (IDLE, reconnecting with backoff), each thread with its own SQLite connection.
+
+One instance per database: an exclusive lock on a file beside it; a second instance stops
+at once with a clear message. SIGTERM or SIGINT stops the watchers and the scheduler cleanly.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from gateway import audit
+from gateway.clock import LONDON, Clock
+from gateway.config import ImapSection, LoadedConfig
+from gateway.errors import StateError
+from gateway.imap_client import MailboxError, connect
+from gateway.keyring import open_keyring
+from gateway.mail_intake import PoliceMailHandler
+from gateway.mailbox_watch import Handler, PollReport, watch_mailbox
+from gateway.operations import dispatch_now
+from gateway.ruleset import load_rules
+from gateway.schedule import next_dispatch
+from gateway.store import open_state, transaction
+from gateway.tracking import TrackingHandler
+
+log = logging.getLogger("gateway.service")
+
+DISPATCH_JOB = "dispatch"
+# A dispatch that could not run on time (the machine slept, the process was busy) still
+# runs when it can within this window; later than that, the next start finds it overdue.
+MISFIRE_GRACE_SECONDS = 6 * 3600
+
+
+@contextmanager
+def instance_lock(database: Path) -> Iterator[None]:
+    """Hold the one-service-per-database lock for the block; refuse if another holds it."""
+    path = database.with_name(database.name + ".service-lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise StateError(
+                f"another `encompass-gateway run` (pid {holder}) is already serving {database}; "
+                "only one instance may run per database"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@dataclass
+class Service:
+    config: LoadedConfig
+    clock: Clock
+    stop: threading.Event = field(default_factory=threading.Event)
+    on_dispatch: Callable[[], None] | None = None  # for tests: called after each dispatch
+    _scheduler: BackgroundScheduler | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def run(self) -> None:
+        """Serve until `stop` is set."""
+        with instance_lock(self.config.database):
+            scheduler = BackgroundScheduler(
+                timezone=LONDON,
+                job_defaults={
+                    "coalesce": True,
+                    "max_instances": 1,
+                    "misfire_grace_time": MISFIRE_GRACE_SECONDS,
+                },
+            )
+            scheduler.add_listener(self._missed, EVENT_JOB_MISSED | EVENT_JOB_ERROR)
+            self._scheduler = scheduler
+            scheduler.start()
+            watchers = [
+                threading.Thread(target=self._watch, args=(name, account), name=f"watch-{name}")
+                for name, account in self._accounts().items()
+            ]
+            try:
+                self.reschedule()
+                for watcher in watchers:
+                    watcher.start()
+                self.stop.wait()
+            finally:
+                self.stop.set()
+                for watcher in watchers:
+                    if watcher.is_alive():
+                        watcher.join()
+                scheduler.shutdown(wait=True)
+                self._scheduler = None
+
+    def reschedule(self) -> None:
+        """Set the dispatch job to the next instant a message can leave (now, if overdue)."""
+        scheduler = self._scheduler
+        if scheduler is None:
+            return
+        conn = open_state(self.config.database)
+        try:
+            when = next_dispatch(conn)
+        finally:
+            conn.close()
+        with self._lock:
+            if when is None:
+                if scheduler.get_job(DISPATCH_JOB) is not None:
+                    scheduler.remove_job(DISPATCH_JOB)
+                return
+            run_at = max(when, self.clock.now())
+            scheduler.add_job(
+                self._dispatch, "date", run_date=run_at, id=DISPATCH_JOB, replace_existing=True
+            )
+            log.info("dispatch scheduled at %s", run_at.isoformat())
+
+    def _dispatch(self) -> None:
+        conn = open_state(self.config.database)
+        try:
+            _, report = dispatch_now(
+                conn, config=self.config, now=self.clock.now(), actor="service:dispatch"
+            )
+            log.info(
+                "dispatch: %d sent, %d to retry, %d exceptions",
+                len(report.sent),
+                len(report.retrying),
+                len(report.exceptions),
+            )
+        finally:
+            conn.close()
+        self.reschedule()
+        if self.on_dispatch is not None:
+            self.on_dispatch()
+
+    def _missed(self, event: JobExecutionEvent) -> None:
+        # A missed or failed job is on record for the Navigator, and the schedule is rebuilt
+        # from the database, so the work is not lost with it.
+        conn = open_state(self.config.database)
+        try:
+            with transaction(conn):
+                audit.append(
+                    conn,
+                    "schedule.missed" if event.code == EVENT_JOB_MISSED else "schedule.failed",
+                    actor="service",
+                    at=self.clock.now(),
+                    job=event.job_id,
+                    error=type(event.exception).__name__ if event.exception else None,
+                )
+        finally:
+            conn.close()
+        self.reschedule()
+
+    def _accounts(self) -> dict[str, ImapSection]:
+        mailboxes = self.config.config.mailboxes
+        return mailboxes.accounts() if mailboxes is not None else {}
+
+    def _watch(self, name: str, account: ImapSection) -> None:
+        conn = open_state(self.config.database)
+        try:
+            with open_keyring(self.config.config.gnupg.home) as keyring:
+                handle: Handler
+                if name == "mash":
+                    rules = load_rules(self.config.rules_dir)
+                    handle = PoliceMailHandler(
+                        conn, self.config, rules, keyring, self.clock, f"service:{name}"
+                    )
+                else:
+                    handle = TrackingHandler(
+                        conn, self.config.config.dispatch, self.clock, f"service:{name}"
+                    )
+                watch_mailbox(
+                    conn,
+                    connect,
+                    account,
+                    mailbox=name,
+                    handle=handle,
+                    clock=self.clock,
+                    actor=f"service:{name}",
+                    stop=self.stop,
+                    on_pass=self._after_pass,
+                    on_error=lambda error, pause: _log_mailbox_error(name, error, pause),
+                )
+        except Exception:
+            # A watcher that cannot go on (the database, a configuration error) stops the
+            # service rather than leaving a mailbox silently unread.
+            log.exception("the %s mailbox watcher stopped; stopping the service", name)
+            self.stop.set()
+            raise
+        finally:
+            conn.close()
+
+    def _after_pass(self, report: PollReport) -> None:
+        if report.handled:
+            self.reschedule()
+
+
+def _log_mailbox_error(name: str, error: MailboxError, pause: float) -> None:
+    log.warning("%s mailbox: %s; trying again in %.0f s", name, error, pause)
