@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import email.policy
 import re
+import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,7 +22,6 @@ from email.headerregistry import HeaderRegistry
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.utils import format_datetime
-from typing import Any
 
 from gateway.errors import GatewayError
 from gateway.keyring import KeyInfo, Keyring, normalise_fingerprint, status_lines
@@ -108,17 +108,56 @@ def seal(
     body = inner.as_bytes(policy=email.policy.SMTP) if isinstance(inner, EmailMessage) else inner
     if body.count(b"\n") != body.count(b"\r\n"):
         raise SealingError("the inner entity, given as bytes, must have CRLF line ends throughout")
-    result = keyring.gpg.encrypt(
-        body,
-        recipient_key.fingerprint,
-        sign=True,
-        passphrase=passphrase,
-        always_trust=True,  # trust comes from the pinned fingerprint, not the web of trust
-        armor=True,
-        extra_args=["--local-user", signer_key.fingerprint],
-    )
-    armored = _checked_output(result, recipient_key, signer_key)
+    run = _sign_and_encrypt(keyring, body, recipient_key, signer_key, passphrase)
+    armored = _checked_output(run, recipient_key, signer_key)
     return _outer_bytes(header_block, armored)
+
+
+@dataclass(frozen=True)
+class _GpgRun:
+    returncode: int
+    output: bytes
+    stderr: str  # GnuPG's messages and its status lines (--status-fd 2)
+
+
+def _sign_and_encrypt(
+    keyring: Keyring, body: bytes, recipient: KeyInfo, signer: KeyInfo, passphrase: str | None
+) -> _GpgRun:
+    # python-gnupg stays the library for every other GnuPG call, and builds this command
+    # line too: exactly what its encrypt(sign=True, always_trust=True, armor=True) runs. Only
+    # the process is run here, because python-gnupg starts three threads per call to feed and
+    # drain the pipes; on a busy two-core machine starting them costs more than rendering the
+    # notification, and this is the one call made per message. communicate() does the same
+    # work in one poll loop. The outcome is judged by the same status lines as before.
+    gpg = keyring.gpg
+    data = body
+    if passphrase is not None:
+        if not gpg.is_valid_passphrase(passphrase):
+            raise SealingError(
+                "the Navigator key's passphrase contains a line break or NUL, so it cannot be "
+                "handed to GnuPG"
+            )
+        # --passphrase-fd 0: the first line of the input is the passphrase, the rest the data.
+        data = f"{passphrase}\n".encode(gpg.encoding) + body
+    command = gpg.make_args(
+        [
+            "--encrypt",
+            "--recipient",
+            recipient.fingerprint,
+            "--armor",
+            "--sign",
+            "--trust-model",
+            "always",  # trust comes from the pinned fingerprint, not the web of trust
+            "--local-user",
+            signer.fingerprint,
+        ],
+        passphrase is not None,
+    )
+    try:
+        done = subprocess.run(command, input=data, capture_output=True, env=gpg.env, check=False)
+    except OSError as exc:
+        raise SealingError(f"GnuPG cannot be run: {exc}") from exc
+    return _GpgRun(done.returncode, done.stdout, done.stderr.decode(gpg.encoding, "replace"))
 
 
 def open_sealed(keyring: Keyring, raw: bytes, *, passphrase: str | None = None) -> Opened:
@@ -192,10 +231,11 @@ def _primary_key(keyring: Keyring, fingerprint: str, role: str) -> KeyInfo:
     return key
 
 
-def _checked_output(result: Any, recipient: KeyInfo, signer: KeyInfo) -> str:
-    """The armored output of python-gnupg's encrypt `result`, once every status says the
-    message was encrypted and signed by `signer`; else the most specific SealingError."""
-    lines = list(status_lines(result.stderr))
+def _checked_output(run: _GpgRun, recipient: KeyInfo, signer: KeyInfo) -> str:
+    """The armored output of a sign-and-encrypt `run`, once its exit status is 0 and every
+    status says the message was encrypted and signed by `signer`; else the most specific
+    SealingError."""
+    lines = list(status_lines(run.stderr))
     keywords = {keyword for keyword, _ in lines}
     what = f"sealing to {recipient.fingerprint} signed by {signer.fingerprint} failed"
     failures = [
@@ -220,18 +260,23 @@ def _checked_output(result: Any, recipient: KeyInfo, signer: KeyInfo) -> str:
                 f"{what}: the recipient key is not usable "
                 f"({_INVALID_KEY.get(args[0], 'reason ' + args[0])})"
             )
-    if not result.ok or result.returncode != 0:
-        raise SealingError(f"{what}: {result.status or 'GnuPG failed'}")
+    if run.returncode != 0:
+        raise SealingError(f"{what}: GnuPG exited with status {run.returncode}: {_gpg_error(run)}")
     signing_keys = {signer.fingerprint, *(s.fingerprint for s in signer.subkeys)}
     signatures = [args for keyword, args in lines if keyword == "SIG_CREATED"]
     if len(signatures) != 1 or signatures[0][-1] not in signing_keys:
         raise SealingError(f"{what}: GnuPG reported no signature by the Navigator's key")
     if "END_ENCRYPTION" not in keywords:
         raise SealingError(f"{what}: GnuPG did not finish encrypting")
-    armored = bytes(result.data).decode("ascii", errors="replace").strip()
+    armored = run.output.decode("ascii", errors="replace").strip()
     if not armored.startswith(ARMOR_BEGIN) or not armored.endswith(ARMOR_END):
         raise SealingError(f"{what}: GnuPG's output is not an armored OpenPGP message")
     return armored
+
+
+def _gpg_error(run: _GpgRun) -> str:
+    said = [line for line in run.stderr.splitlines() if line and not line.startswith("[GNUPG:]")]
+    return said[-1] if said else "no message from GnuPG"
 
 
 _GPG_ERR_BAD_PASSPHRASE = 11  # libgpg-error's code, in the low 16 bits of a FAILURE status

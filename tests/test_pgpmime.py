@@ -347,6 +347,41 @@ def test_an_entity_given_as_bytes_without_crlf_line_ends_is_refused(
         )
 
 
+def test_an_empty_passphrase_takes_no_line_of_the_entity(
+    gateway_keyring: Keyring,
+    navigator_key: PgpKey,
+    dsl_key: PgpKey,
+    recipient_home: Callable[[PgpKey], Keyring],
+) -> None:
+    # GnuPG reads the passphrase as the first line of its input: an empty one is still a
+    # line, or the entity's first header would be taken for it.
+    inner = notification().as_bytes(policy=email.policy.SMTP)
+    raw = seal(
+        gateway_keyring,
+        inner,
+        recipient=dsl_key.fingerprint,
+        signer=navigator_key.fingerprint,
+        passphrase="",
+        headers=outer_headers(),
+    )
+    decrypted = recipient_home(dsl_key).gpg.decrypt(encrypted_part(raw), always_trust=True)
+    assert decrypted.data == inner
+
+
+def test_a_passphrase_with_a_line_break_is_refused(
+    gateway_keyring: Keyring, navigator_key: PgpKey, dsl_key: PgpKey
+) -> None:
+    with pytest.raises(SealingError, match="passphrase contains a line break"):
+        seal(
+            gateway_keyring,
+            notification(),
+            recipient=dsl_key.fingerprint,
+            signer=navigator_key.fingerprint,
+            passphrase="correct\nhorse",
+            headers=outer_headers(),
+        )
+
+
 # The outer header lines are written directly where the email package would write them
 # unchanged; these strategies aim at both sides of that line.
 _PRINTABLE = string.printable[:95] + "\u00e9\u20ac\x00\t\x7f\u2028"
