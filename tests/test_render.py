@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import email.policy
+import sys
+import unicodedata
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from email.message import EmailMessage
@@ -356,6 +358,17 @@ def test_control_characters_are_stripped_from_the_text_part() -> None:
         assert not any(ch in part for ch in "\x00\x1b\x07\x0c\r\u202e\u2028")
         assert "Ava[2J Exelpma" in part
     assert "  One line\n  Two lines\n  Three\n" in text
+
+
+def test_every_control_and_bidirectional_character_is_stripped() -> None:
+    controls = [chr(c) for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)) == "Cc"]
+    bidi = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+    hidden = [ch for ch in [*controls, *bidi] if ch not in "\t\n\r\x85"]  # breaks, spaces
+    child = replace(AVA, forename="A" + "".join(hidden) + "va")
+
+    for part in both(render(notification(child))):
+        assert "Ava Example" in part
+        assert not any(ch in part for ch in hidden)
 
 
 def test_a_line_break_inside_a_name_does_not_break_the_layout() -> None:
