@@ -7,14 +7,22 @@ recipient's pinned fingerprint; the messages and the notification's new state co
 together, so a crash leaves the notification planned and the next run seals it again.
 A sealing error of the gateway's own (the Navigator's key, GnuPG itself) is raised, not
 turned into an exception of the school's: the notification stays planned for the next run.
+
+Outcomes are committed in groups of `COMMIT_EVERY` notifications, not one by one, because
+each commit waits for the disk (synchronous=FULL). The price: a crash loses the sealing of
+the group under way — still planned, nothing of it stored, so nothing of it sent — and the
+next run seals it again (`outbox.store_sealed` would keep a first message, were there one).
+A sealing error commits what was sealed before it, as one-by-one commits would have.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import formataddr
+from functools import partial
 
 from gateway import audit, notification_store, outbox
 from gateway.config import DispatchSection, NavigatorSection
@@ -64,6 +72,9 @@ class SealReport:
     exceptions: tuple[Excepted, ...]
 
 
+COMMIT_EVERY = 50  # notifications per transaction; a crash re-seals at most this many
+
+
 def seal_planned(
     conn: sqlite3.Connection,
     *,
@@ -71,22 +82,45 @@ def seal_planned(
     sealer: Sealer,
     now: datetime,
     actor: str,
+    commit_every: int = COMMIT_EVERY,
 ) -> SealReport:
-    """Seal every planned notification (those of this intake, and any a crash left behind)."""
+    """Seal every planned notification (those of this intake, and any a crash left behind),
+    committing the outcomes `commit_every` notifications at a time."""
     sealed: list[str] = []
     exceptions: list[Excepted] = []
-    for notification in notification_store.planned(conn):
-        choice = choose_recipients(
-            directory.contacts(notification.urn),
-            lambda contact: _key_verdict(sealer.keyring, contact, now),
-        )
-        if choice.exception is not None:
-            _record_exception(conn, notification, choice, now=now, actor=actor)
-            exceptions.append(Excepted(notification.reference, choice.exception, choice.reason))
-        else:
-            _seal_for_recipients(conn, notification, choice, sealer=sealer, now=now, actor=actor)
-            sealed.append(notification.reference)
+    writes: list[Callable[[], None]] = []  # outcomes not yet committed, in order
+    try:
+        for notification in notification_store.planned(conn):
+            choice = choose_recipients(
+                directory.contacts(notification.urn),
+                lambda contact: _key_verdict(sealer.keyring, contact, now),
+            )
+            if choice.exception is not None:
+                writes.append(partial(_record_exception, conn, notification, choice, now, actor))
+                exceptions.append(Excepted(notification.reference, choice.exception, choice.reason))
+            else:
+                messages = _seal_for_recipients(notification, choice, sealer=sealer, now=now)
+                writes.append(
+                    partial(_record_sealed, conn, notification, choice, messages, now, actor)
+                )
+                sealed.append(notification.reference)
+            if len(writes) >= commit_every:
+                _commit(conn, writes)
+    except Exception:
+        # What was sealed before the failure is kept; the rest stays planned.
+        _commit(conn, writes)
+        raise
+    _commit(conn, writes)
     return SealReport(tuple(sealed), tuple(exceptions))
+
+
+def _commit(conn: sqlite3.Connection, writes: list[Callable[[], None]]) -> None:
+    pending = list(writes)
+    writes.clear()  # never tried twice: a failed commit is raised, not repeated
+    if pending:
+        with transaction(conn):
+            for write in pending:
+                write()
 
 
 def _key_verdict(keyring: Keyring, contact: Contact, at: datetime) -> KeyVerdict:
@@ -94,15 +128,21 @@ def _key_verdict(keyring: Keyring, contact: Contact, at: datetime) -> KeyVerdict
     return KeyVerdict(check.exception_kind, check.reason)
 
 
+@dataclass(frozen=True)
+class _Sealed:
+    contact: Contact
+    message_id: str
+    return_path: str
+    body: bytes
+
+
 def _seal_for_recipients(
-    conn: sqlite3.Connection,
     notification: Notification,
     choice: RecipientChoice,
     *,
     sealer: Sealer,
     now: datetime,
-    actor: str,
-) -> None:
+) -> list[_Sealed]:
     navigator = sealer.navigator
     # Written out once, sealed for each recipient.
     inner = notification_entity(
@@ -129,50 +169,59 @@ def _seal_for_recipients(
                 disposition_notification_to=navigator.email,
             ),
         )
-        messages.append((contact, message_id, body))
-    with transaction(conn):
-        for contact, message_id, body in messages:
-            outbox.store_sealed(
-                conn,
-                reference=notification.reference,
-                contact_role=contact.role.value,
-                recipient=contact.email,
-                fingerprint=contact.fingerprint,
-                message_id=message_id,
-                return_path=outbox.return_path_for(
-                    message_id, settings.bounce_local_part, settings.domain
-                ),
-                due=notification.due,
-                body=body,
-                sealed_at=now,
-                actor=actor,
-            )
-        _record_passed_over(conn, notification, choice, now=now, actor=actor)
-        notification_store.mark(
-            conn, notification.reference, NotificationState.SEALED, at=now, actor=actor
+        return_path = outbox.return_path_for(
+            message_id, settings.bounce_local_part, settings.domain
         )
+        messages.append(_Sealed(contact, message_id, return_path, body))
+    return messages
+
+
+def _record_sealed(
+    conn: sqlite3.Connection,
+    notification: Notification,
+    choice: RecipientChoice,
+    messages: list[_Sealed],
+    now: datetime,
+    actor: str,
+) -> None:
+    for message in messages:
+        outbox.store_sealed(
+            conn,
+            reference=notification.reference,
+            contact_role=message.contact.role.value,
+            recipient=message.contact.email,
+            fingerprint=message.contact.fingerprint,
+            message_id=message.message_id,
+            return_path=message.return_path,
+            due=notification.due,
+            body=message.body,
+            sealed_at=now,
+            actor=actor,
+        )
+    _record_passed_over(conn, notification, choice, now=now, actor=actor)
+    notification_store.mark(
+        conn, notification.reference, NotificationState.SEALED, at=now, actor=actor
+    )
 
 
 def _record_exception(
     conn: sqlite3.Connection,
     notification: Notification,
     choice: RecipientChoice,
-    *,
     now: datetime,
     actor: str,
 ) -> None:
     assert choice.exception is not None
-    with transaction(conn):
-        _record_passed_over(conn, notification, choice, now=now, actor=actor)
-        notification_store.mark(
-            conn,
-            notification.reference,
-            NotificationState.EXCEPTION,
-            at=now,
-            actor=actor,
-            kind=choice.exception,
-            reason=choice.reason,
-        )
+    _record_passed_over(conn, notification, choice, now=now, actor=actor)
+    notification_store.mark(
+        conn,
+        notification.reference,
+        NotificationState.EXCEPTION,
+        at=now,
+        actor=actor,
+        kind=choice.exception,
+        reason=choice.reason,
+    )
 
 
 def _record_passed_over(

@@ -11,7 +11,7 @@ from invariants import assert_sealed
 from matching_corpus import InMemoryDirectory, establishment
 from pgp_keys import KeyFactory, PgpKey
 
-from gateway import notification_store
+from gateway import audit, notification_store
 from gateway.clock import LONDON
 from gateway.config import DispatchSection, NavigatorSection
 from gateway.errors import ConfigError
@@ -244,3 +244,58 @@ def test_without_the_navigators_key_nothing_is_sealed_and_it_stays_planned(
 def test_sealing_needs_the_navigators_fingerprint(gateway_keyring: Keyring) -> None:
     with pytest.raises(ConfigError, match=r"navigator.fingerprint is not set"):
         Sealer(gateway_keyring, NavigatorSection(), None, DispatchSection(), "full")
+
+
+# --------------------------------------------------------------------------------------
+# Committed in groups: a failure keeps what was sealed before it
+
+
+@pytest.mark.parametrize("commit_every", [1, 2, 50])
+def test_a_sealing_failure_keeps_what_was_sealed_before_it_and_the_next_run_seals_the_rest(
+    conn: sqlite3.Connection,
+    sealer: Sealer,
+    key_factory: KeyFactory,
+    commit_every: int,
+) -> None:
+    others = [replace(NOTIFICATION, reference=f"OE-SEAL{n}-TEST{n}", urn=URN + n) for n in (1, 2)]
+    for other in others:
+        notification_store.save_planned(conn, other, intake_id=1, at=NOW, actor="test")
+    keys = {
+        n.urn: key_factory.make(f"dsl@school{n.urn}.example.org") for n in (NOTIFICATION, *others)
+    }
+    for key in keys.values():
+        key.install_public(sealer.keyring)
+    directory = InMemoryDirectory(
+        [establishment(urn, f"School {urn}") for urn in keys],
+        [],
+        [
+            Contact(urn, ContactRole.DSL, "DSL", key.email, fingerprint=key.fingerprint)
+            for urn, key in keys.items()
+        ],
+    )
+    order = [n.reference for n in notification_store.planned(conn)]
+    last = next(n for n in (NOTIFICATION, *others) if n.reference == order[-1])
+    # The key vanishes from the GnuPG home after the keyring was listed: GnuPG refuses it.
+    sealer.keyring.keys()
+    sealer.keyring.gpg.delete_keys(keys[last.urn].fingerprint)
+
+    with pytest.raises(SealingError, match="recipient key is not usable"):
+        seal_planned(
+            conn,
+            directory=directory,
+            sealer=sealer,
+            now=NOW,
+            actor="test",
+            commit_every=commit_every,
+        )
+
+    states = dict(conn.execute("SELECT reference, state FROM notification").fetchall())
+    assert states == {order[0]: "sealed", order[1]: "sealed", order[2]: "planned"}
+    assert [m["reference"] for m in messages(conn)] == order[:2]
+
+    keys[last.urn].install_public(sealer.keyring)
+    report = seal_planned(conn, directory=directory, sealer=sealer, now=NOW, actor="test")
+
+    assert report.sealed == (order[2],)
+    assert [m["reference"] for m in messages(conn)] == order
+    assert audit.verify(conn).ok
