@@ -93,6 +93,11 @@ def render_notification(
         amendment_of=amendment_of,
         templates_dir=templates_dir,
     )
+    return read_entity(entity)
+
+
+def read_entity(entity: bytes) -> EmailMessage:
+    """An inner entity as written for sealing (CRLF), read back as a message."""
     # Read with the line ends of a message at rest (LF), as a constructed one would have.
     message = BytesParser(policy=email.policy.default).parsebytes(entity.replace(b"\r\n", b"\n"))
     assert isinstance(message, EmailMessage)  # the default policy always makes one
@@ -120,17 +125,19 @@ def notification_entity(
         raise ValueError(
             f"notification template {template!r} is not one of {', '.join(NOTIFICATION_TEMPLATES)}"
         )
-    if amendment_of is not None and not _line(amendment_of):
+    if amendment_of is not None and not clean_line(amendment_of):
         raise ValueError("an amendment must name the reference of the notification it replaces")
     environment = template_environment(templates_dir)
     subject = subject_for(notification.reference, amendment=amendment_of is not None)
     context = _context(notification, navigator, subject, amendment_of)
     text = environment.get_template(f"notification/{template}.txt").render(context)
     html = environment.get_template(f"notification/{template}.html").render(context)
-    return _alternative(subject, text, html)
+    return alternative_entity(subject, text, html)
 
 
-def _alternative(subject: str, text: str, html: str) -> bytes:
+def alternative_entity(subject: str, text: str, html: str) -> bytes:
+    """The inner entity of `text` and `html` as alternatives, `subject` a protected header
+    inside: 7-bit, CRLF line ends, both parts UTF-8 quoted-printable."""
     # Written directly, byte for byte as EmailMessage's set_content and add_alternative
     # would write it with this boundary (the tests hold the two side by side): the email
     # package's header objects and generator cost more than the templates themselves.
@@ -206,35 +213,35 @@ def _context(
     return {
         "subject": subject,
         "reference": notification.reference,
-        "amendment_of": _line(amendment_of) if amendment_of is not None else None,
-        "school_name": _line(notification.school_name),
+        "amendment_of": clean_line(amendment_of) if amendment_of is not None else None,
+        "school_name": clean_line(notification.school_name),
         "incident": {
-            "ref": _line(incident.ref) or _NOT_RECORDED,
+            "ref": clean_line(incident.ref) or _NOT_RECORDED,
             "when": _when(incident.occurred_at, incident.time_known),
-            "location": _line(incident.location) or _NOT_RECORDED,
+            "location": clean_line(incident.location) or _NOT_RECORDED,
             "risk": incident.risk.value if incident.risk is not None else _NOT_GIVEN,
             "crime_status": (
                 incident.crime_status.value if incident.crime_status is not None else _NOT_GIVEN
             ),
-            "circumstances": _lines(incident.circumstances),
-            "other_info": _lines(incident.other_info),
+            "circumstances": clean_lines(incident.circumstances),
+            "other_info": clean_lines(incident.other_info),
         },
         "children": [_child(child) for child in notification.children],
         "navigator": {
-            "name": _line(navigator.name),
-            "email": _line(navigator.email),
-            "phone": _line(navigator.phone),
+            "name": clean_line(navigator.name),
+            "email": clean_line(navigator.email),
+            "phone": clean_line(navigator.phone),
         },
     }
 
 
 def _child(child: ChildRecord) -> dict[str, Any]:
     return {
-        "name": _line(child.display_name) or _NOT_RECORDED,
+        "name": clean_line(child.display_name) or _NOT_RECORDED,
         "dob": uk_date(child.dob) if child.dob is not None else _NOT_RECORDED,
-        "involvement": _line(child.involvement) or _NOT_RECORDED,
-        "relationship": _line(child.relationship) or _NOT_RECORDED,
-        "voice": _lines(child.voice_of_child),
+        "involvement": clean_line(child.involvement) or _NOT_RECORDED,
+        "relationship": clean_line(child.relationship) or _NOT_RECORDED,
+        "voice": clean_lines(child.voice_of_child),
     }
 
 
@@ -252,12 +259,12 @@ def _clean(text: str) -> str:
     return _HIDDEN.sub("", _LINE_BREAKS.sub("\n", text).replace("\t", " "))
 
 
-def _line(text: str) -> str:
+def clean_line(text: str) -> str:
     """Untrusted text for one line: cleaned, every run of spaces or breaks made one space."""
     return " ".join(_clean(text).split())
 
 
-def _lines(text: str) -> list[str]:
+def clean_lines(text: str) -> list[str]:
     """Untrusted text of several lines: cleaned, each line's spaces tidied, at most one blank
     line between paragraphs, none at either end."""
     lines: list[str] = []
