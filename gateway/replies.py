@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
 from email import message_from_bytes
-from email.errors import HeaderParseError
+from email.errors import CharsetError, HeaderParseError
 from email.header import decode_header, make_header
 from email.message import Message
 from email.parser import HeaderParser
@@ -100,7 +100,8 @@ def header_text(message: Message, name: str) -> str:
 def _decoded(value: object) -> str:
     text = str(value)
     # An undecodable encoded-word stays as it was sent.
-    with suppress(HeaderParseError, UnicodeError, LookupError, ValueError):
+    # A charset name that is not ASCII raises CharsetError, a MessageError like no other.
+    with suppress(HeaderParseError, CharsetError, UnicodeError, LookupError, ValueError):
         text = str(make_header(decode_header(text)))
     return clean(" ".join(text.split()))
 

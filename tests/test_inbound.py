@@ -271,3 +271,13 @@ def test_a_nul_in_a_charset_name_does_not_trip_the_classification() -> None:
     )
     result = classified(raw)
     assert not result.summary.startswith(UNREADABLE), result.summary
+
+
+def test_a_non_ascii_charset_in_an_encoded_word_does_not_trip_the_classification() -> None:
+    # Found by the corrupted-corpus property test: make_header() raised CharsetError.
+    raw = (
+        b"From: dsl@school.example.org\r\nTo: navigator@mash.example.org\r\n"
+        b"Subject: =?\x80tf-8?Q?R=C3=A9ponse_automatique?=\r\n\r\nAbsente.\r\n"
+    )
+    result = classified(raw)
+    assert not result.summary.startswith(UNREADABLE), result.summary
