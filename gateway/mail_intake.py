@@ -20,7 +20,9 @@ from gateway.config import LoadedConfig, PoliceSection
 from gateway.errors import ConfigError, SpreadsheetRefused
 from gateway.keyring import Keyring
 from gateway.mail_ledger import Disposition, DispositionKind, LedgerKey
-from gateway.operations import intake_limits, plan_bytes, take_in
+from gateway.operations import intake_limits, make_sealer, plan_bytes, take_in
+from gateway.outbox import MessageKind
+from gateway.own_mail import alert_message, queue_to_navigator
 from gateway.police_mail import attachments
 from gateway.ruleset import Rules
 from gateway.sender_auth import authenticate
@@ -55,6 +57,12 @@ class PoliceMailHandler:
         verdict = authenticate(raw, police=police, keyring=self.keyring, passphrase=passphrase)
         if not verdict.ok or verdict.payload is None or verdict.method is None:
             self._audit("police_mail.refused", key, now=now, method=None)
+            self._alert(
+                "A mail in the MASH inbox was quarantined: it did not authenticate",
+                key,
+                verdict.reason,
+                now=now,
+            )
             return Disposition(DispositionKind.QUARANTINED, reason=verdict.reason)
         scan = attachments(
             verdict.payload,
@@ -86,12 +94,40 @@ class PoliceMailHandler:
         if not intakes:
             self._audit("police_mail.nothing_taken", key, now=now, method=verdict.method)
             reason = "; ".join(refused) or scan.summary
+            self._alert(
+                "A police mail was quarantined: it had no spreadsheet the gateway could read",
+                key,
+                reason,
+                now=now,
+            )
             return Disposition(DispositionKind.QUARANTINED, reason=reason)
         self._audit("police_mail.taken_in", key, now=now, method=verdict.method)
         return Disposition(
             DispositionKind.INTAKE,
             reference=",".join(str(i) for i in intakes),
             reason="; ".join(refused),
+        )
+
+    def _alert(self, title: str, key: LedgerKey, reason: str, *, now: datetime) -> None:
+        # Inside the pass's transaction: the alert is queued if and only if the quarantine is
+        # recorded. The service sends it at once; with `poll`, the next `dispatch` does.
+        inner = alert_message(
+            title,
+            [
+                reason,
+                "",
+                f"It is in the {key.mailbox} mailbox's quarantine folder (UID {key.uid} before"
+                " it was moved). Nothing from it has been processed.",
+            ],
+        )
+        queue_to_navigator(
+            self.conn,
+            inner,
+            kind=MessageKind.ALERT,
+            key=f"quarantine/{key.mailbox}/{key.uidvalidity}/{key.uid}",
+            sealer=make_sealer(self.config, self.keyring, template=self.rules.routing.template),
+            now=now,
+            actor=self.actor,
         )
 
     def _audit(self, event: str, key: LedgerKey, *, now: datetime, method: str | None) -> None:

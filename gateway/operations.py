@@ -13,7 +13,7 @@ from gateway.directory import SqliteDirectory
 from gateway.dispatch import DispatchReport, dispatch_due
 from gateway.errors import SpreadsheetRefused, StateError
 from gateway.intake_store import Recorded, record_plan
-from gateway.keyring import open_keyring
+from gateway.keyring import Keyring, open_keyring
 from gateway.model import SpreadsheetIntake
 from gateway.notification_store import save_planned
 from gateway.notifications import plan_notifications
@@ -139,20 +139,25 @@ def take_in(
     return TakenIn(recorded, planned, already, sealing)
 
 
+def make_sealer(config: LoadedConfig, keyring: Keyring, *, template: str) -> Sealer:
+    """The Navigator as signer, from the configuration (ConfigError without a fingerprint)."""
+    settings = config.config
+    passphrase = settings.navigator.passphrase
+    return Sealer(
+        keyring=keyring,
+        navigator=settings.navigator,
+        passphrase=passphrase.resolve() if passphrase else None,
+        dispatch=settings.dispatch,
+        template=template,
+    )
+
+
 def seal_now(
     conn: sqlite3.Connection, *, config: LoadedConfig, template: str, now: datetime, actor: str
 ) -> SealReport:
     """Seal every planned notification (after an intake, or left by an interrupted run)."""
-    settings = config.config
-    passphrase = settings.navigator.passphrase
-    with open_keyring(settings.gnupg.home) as keyring:
-        sealer = Sealer(
-            keyring=keyring,
-            navigator=settings.navigator,
-            passphrase=passphrase.resolve() if passphrase else None,
-            dispatch=settings.dispatch,
-            template=template,
-        )
+    with open_keyring(config.config.gnupg.home) as keyring:
+        sealer = make_sealer(config, keyring, template=template)
         return seal_planned(
             conn, directory=SqliteDirectory(conn), sealer=sealer, now=now, actor=actor
         )

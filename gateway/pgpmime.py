@@ -69,7 +69,8 @@ class OuterHeaders:
     subject: str
     date: datetime
     message_id: str
-    disposition_notification_to: str
+    # A read receipt is asked for a notification; the gateway's own mail asks for none.
+    disposition_notification_to: str | None = None
     extra: tuple[tuple[str, str], ...] = ()
 
 
@@ -307,7 +308,11 @@ def outer_header_block(headers: OuterHeaders) -> bytes:
         ("Subject", headers.subject),
         ("Date", format_datetime(headers.date)),
         ("Message-ID", headers.message_id),
-        ("Disposition-Notification-To", headers.disposition_notification_to),
+        *(
+            [("Disposition-Notification-To", headers.disposition_notification_to)]
+            if headers.disposition_notification_to is not None
+            else []
+        ),
         *headers.extra,
     )
     for name, value in given:

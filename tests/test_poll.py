@@ -16,7 +16,9 @@ from sample_day import INTAKE, notified_urns, pin_real_keys
 from smtp_sink import SmtpSink
 
 from gateway.cli import cli
+from gateway.inbound import Kind, classify
 from gateway.keyring import open_keyring
+from gateway.pgpmime import open_sealed
 from gateway.synthetic import write_sample
 
 AT_NINE = "2026-03-02T09:00:00+00:00"
@@ -31,6 +33,7 @@ class World:
     mash: MailUser
     navigator: MailUser
     police_mail: Callable[[bytes], bytes]  # a workbook → a mail signed by the police key
+    gnupg_home: Path  # the gateway's own GnuPG home (the Navigator's secret key is in it)
 
     def run(self, *args: str, now: str = INTAKE) -> Result:
         result = CliRunner().invoke(cli, ["--config", str(self.config), "--now", now, *args])
@@ -108,7 +111,7 @@ fingerprints = ["{police.fingerprint}"]
             )
         )
 
-    world = World(sample.config, sample.workbook, dovecot, mash, navigator, police_mail)
+    world = World(sample.config, sample.workbook, dovecot, mash, navigator, police_mail, home)
     world.run("directory", "import", "--no-progress")
     return world
 
@@ -157,6 +160,27 @@ def test_a_spoofed_police_mail_is_quarantined_and_not_a_row_is_read(world: World
         ).fetchone()
     assert refused[0] == 1
     assert len(world.dovecot.messages(world.mash, "Quarantine")) == 1
+
+
+def test_a_quarantined_mail_alerts_the_navigator_encrypted_and_never_answered(
+    world: World, navigator_key: PgpKey
+) -> None:
+    world.dovecot.deliver(world.mash, mail(content(("daily.xlsx", b"PK"))))
+    world.run("poll")
+    with world.state() as conn:
+        alert = conn.execute("SELECT * FROM message WHERE kind = 'alert'").fetchone()
+    assert alert["recipient"] == navigator_key.email
+    raw = bytes(alert["body"])
+    outer = raw.split(b"\r\n\r\n", 1)[0]
+    assert b"Auto-Submitted: auto-generated" in outer
+    assert b"X-Encompass-Loop: mash.example.org" in outer
+    assert b"Disposition-Notification-To" not in outer
+    with open_keyring(world.gnupg_home) as keyring:
+        opened = open_sealed(keyring, raw)
+    assert opened.signature_valid
+    assert "did not authenticate" in opened.inner.get_content()
+    back = classify(raw, own_domain="mash.example.org", bounce_local_part="bounces")
+    assert back.kind is Kind.OWN_LOOP
 
 
 def test_a_read_receipt_is_recorded_against_its_message(world: World) -> None:

@@ -1,0 +1,126 @@
+"""The gateway's own mail: alerts and digests to the Navigator and the manager, sealed to
+their keys, queued in the same durable outbox as notifications and sent at once.
+
+Like a notification it is signed by the Navigator's key and encrypted to its one recipient's
+pinned key, and outside the encryption it carries only a reference code. Unlike one it is
+automatic mail: `Auto-Submitted: auto-generated` (RFC 3834) and the loop header, so that
+nothing answers it and the gateway never answers it back (gateway/inbound.py: OWN_LOOP),
+and it asks for no read receipt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import formataddr
+
+from gateway import outbox
+from gateway.errors import ConfigError
+from gateway.outbox import MessageKind
+from gateway.pgpmime import OuterHeaders, seal
+from gateway.sealing import Sealer
+
+LOOP_HEADER = "X-Encompass-Loop"
+_PREFIX = {
+    MessageKind.ALERT: "Gateway alert",
+    MessageKind.DIGEST: "Gateway digest",
+    MessageKind.FORWARD: "Gateway forward",
+}
+
+
+def own_reference(kind: MessageKind, key: str) -> str:
+    """A reference for one of the gateway's own messages: "GW-" and 10 hex digits of a hash
+    of what it is about (the same alert is never queued twice)."""
+    digest = hashlib.sha256(f"encompass-gateway/{kind.value}/{key}".encode()).hexdigest()
+    return f"GW-{digest[:10].upper()}"
+
+
+def alert_message(title: str, lines: list[str]) -> EmailMessage:
+    """A short plain-text alert (inside the encryption: it may name what the Navigator needs)."""
+    message = EmailMessage()
+    message["Subject"] = title
+    message.set_content("\n".join([title, "", *lines, "", "-- Encompass Gateway"]) + "\n")
+    del message["MIME-Version"]  # an inner entity: the outer message has its own
+    return message
+
+
+def queue_to_navigator(
+    conn: sqlite3.Connection,
+    inner: EmailMessage,
+    *,
+    kind: MessageKind,
+    key: str,
+    sealer: Sealer,
+    now: datetime,
+    actor: str,
+) -> int:
+    """Seal `inner` to the Navigator's own key and queue it, due now; returns the row id.
+    `key` names what it is about, so queueing the same thing again stores nothing new."""
+    navigator = sealer.navigator
+    return queue_sealed(
+        conn,
+        inner,
+        kind=kind,
+        key=key,
+        to=(navigator.name, navigator.email),
+        role="navigator",
+        fingerprint=sealer.signer,
+        sealer=sealer,
+        now=now,
+        actor=actor,
+    )
+
+
+def queue_sealed(
+    conn: sqlite3.Connection,
+    inner: EmailMessage,
+    *,
+    kind: MessageKind,
+    key: str,
+    to: tuple[str, str],
+    role: str,
+    fingerprint: str | None,
+    sealer: Sealer,
+    now: datetime,
+    actor: str,
+) -> int:
+    """Seal `inner` to `fingerprint` (the recipient's pinned key) and queue it, due now."""
+    if fingerprint is None:
+        raise ConfigError(
+            f"no key is configured for {to[1]}: the gateway's own mail is encrypted like a "
+            "notification, so it cannot be sent"
+        )
+    reference = own_reference(kind, key)
+    settings = sealer.dispatch
+    message_id = outbox.message_id_for(reference, to[1], settings.domain)
+    body = seal(
+        sealer.keyring,
+        inner,
+        recipient=fingerprint,
+        signer=sealer.signer,
+        passphrase=sealer.passphrase,
+        headers=OuterHeaders(
+            from_addr=formataddr((sealer.navigator.name, sealer.navigator.email)),
+            to_addr=formataddr(to),
+            subject=f"{_PREFIX.get(kind, 'Gateway mail')} {reference}",
+            date=now,
+            message_id=message_id,
+            extra=(("Auto-Submitted", "auto-generated"), (LOOP_HEADER, settings.domain)),
+        ),
+    )
+    return outbox.store_sealed(
+        conn,
+        kind=kind,
+        reference=reference,
+        contact_role=role,
+        recipient=to[1],
+        fingerprint=fingerprint,
+        message_id=message_id,
+        return_path=outbox.return_path_for(message_id, settings.bounce_local_part, settings.domain),
+        due=now,
+        body=body,
+        sealed_at=now,
+        actor=actor,
+    )
