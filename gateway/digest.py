@@ -1,0 +1,893 @@
+"""The Navigator's exceptions digest and chase list: what needs a person, from the state
+database, rendered as the inner MIME entity that sealing encrypts to the Navigator.
+
+The digest lists everything the gateway did not do by itself (DESIGN.md section 2: no item
+is dropped silently): children whose decision is an exception, telephone tasks, withheld
+children, manager alerts, notifications that could not be sent and contacts passed over,
+mail that came back or was quarantined, and keys about to expire; then counts of what was
+planned, sealed and sent. The chase list names notifications sent with no read receipt and
+no reply recorded yet. A missing receipt is never taken to mean unread: many mail programs
+never send one, so the list says only what has not been recorded.
+
+Both go to the Navigator alone, encrypted: they name children where the Navigator has to act
+on one, and nothing else personal. Quarantine reasons and SMTP errors can quote an address;
+addresses are taken out before they are shown. Every value that came from outside (the
+police's text, GIAS, the contacts list, mail servers) is cleaned as the notification's text
+is, and the HTML is autoescaped.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+from gateway.directory import SqliteDirectory
+from gateway.key_reports import contact_key_report
+from gateway.keyring import Keyring
+from gateway.model import ContactRole, ExceptionKind, Outcome
+from gateway.render import (
+    TEMPLATES_DIR,
+    NavigatorContact,
+    alternative_entity,
+    clean_line,
+    clean_lines,
+    read_entity,
+    template_environment,
+    uk_date,
+    uk_datetime,
+)
+
+# What each exception means to the Navigator, in a few words (the reason says the rest).
+EXCEPTION_LABELS: dict[ExceptionKind, str] = {
+    ExceptionKind.INVALID_ROW: "the police's row could not be read",
+    ExceptionKind.NO_DOB: "no date of birth",
+    ExceptionKind.ADULT: "18 or over: not a child",
+    ExceptionKind.NO_MATCH: "found on no school roll",
+    ExceptionKind.AMBIGUOUS: "more than one pupil could be this child",
+    ExceptionKind.SCHOOL_CONFLICT: "the pupil roll and the police name different schools",
+    ExceptionKind.CLOSED_ESTABLISHMENT: "the school on the roll is closed in GIAS",
+    ExceptionKind.UNKNOWN_ESTABLISHMENT: "the school on the roll is not in GIAS",
+    ExceptionKind.NO_CONTACT: "no DSL, deputy DSL or DA Lead on the contacts list",
+    ExceptionKind.NO_KEY: "no usable key for any contact",
+    ExceptionKind.KEY_EXPIRED: "the contact's key has expired",
+    ExceptionKind.KEY_REVOKED: "the contact's key has been revoked",
+    ExceptionKind.KEY_MISMATCH: "the key held is not the one pinned for the contact",
+    ExceptionKind.SEND_FAILED: "the mail server refused it or it could not be delivered in time",
+}
+
+ROLE_LABELS: dict[str, str] = {
+    ContactRole.DSL: "DSL",
+    ContactRole.DEPUTY_DSL: "Deputy DSL",
+    ContactRole.DA_LEAD: "DA Lead",
+}
+
+# What came back from a school's mail system that the Navigator should see; read receipts
+# and replies are not here (replies are forwarded to the Navigator as they arrive).
+_RETURNED = {
+    "bounce_permanent": "will not be delivered (permanent bounce)",
+    "out_of_office": "automatic reply: nobody has acted on it yet",
+    "deleted_unread": "deleted without being read",
+}
+# Evidence that a person at the school has the notification: only these take it off the
+# chase list. Everything else heard about it is shown beside it.
+_ACKNOWLEDGED = ("read_receipt", "reply")
+_HEARD = {
+    "deleted_unread": "deleted without being read",
+    "out_of_office": "automatic reply received",
+    "bounce_permanent": "bounced: will not be delivered",
+    "bounce_delayed": "delivery delayed",
+    "receipt_other": "a receipt that does not say it was read",
+}
+
+# An address in a mail server's error or a quarantine reason ("From x@y is allow-listed but
+# ..."): the digest names the problem, not the person.
+_ADDRESS = re.compile(r"[^\s<>()\[\],;:\"'@]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
+_ADDRESS_SHOWN = "[address]"
+
+_CONTACT_ORDER = {ContactRole.DSL.value: 0, ContactRole.DEPUTY_DSL.value: 1}
+
+
+# --------------------------------------------------------------------------------------
+# What the digest holds
+
+
+@dataclass(frozen=True)
+class ExpiringKey:
+    """A contact's pinned key that stops being usable soon (see `expiring_keys`)."""
+
+    urn: int
+    school: str
+    contact_role: str  # a ContactRole value
+    contact_name: str
+    fingerprint: str
+    expires: datetime
+
+
+@dataclass(frozen=True)
+class CandidateSchool:
+    """A pupil-roll entry that might be the child, as matching scored it."""
+
+    urn: int
+    school: str
+    upn: str
+    score: float
+    agreed: tuple[str, ...]
+    note: str
+
+
+@dataclass(frozen=True)
+class ChildItem:
+    """One child's recorded decision that a person must see.
+
+    `recorded_at` is when the spreadsheet was taken in; `source` says where in it the child
+    is ("police.xlsx, sheet 'Daily', row 5"). `candidates` are best first.
+    """
+
+    recorded_at: datetime
+    source: str
+    incident_ref: str
+    child: str
+    dob: date | None
+    outcome: Outcome
+    kind: ExceptionKind | None
+    reason: str
+    urn: int | None
+    school: str
+    due: datetime | None
+    manager_alert: bool
+    telephone: str  # the setting's number as routing recorded it (telephone tasks)
+    candidates: tuple[CandidateSchool, ...]
+
+
+@dataclass(frozen=True)
+class ContactPhone:
+    role: str  # a ContactRole value
+    name: str
+    phone: str
+
+
+@dataclass(frozen=True)
+class TelephoneTask:
+    """An early-years setting to telephone: `number` is the one routing recorded, else
+    GIAS's; `contacts` are the setting's contacts with their own numbers."""
+
+    item: ChildItem
+    number: str
+    contacts: tuple[ContactPhone, ...]
+
+
+@dataclass(frozen=True)
+class NotificationException:
+    """A notification that could not safely leave (no key, refused…) and is still waiting
+    for a person. `at` is when it became an exception."""
+
+    reference: str
+    incident_ref: str
+    urn: int
+    school: str
+    children: tuple[str, ...]
+    due: datetime
+    kind: ExceptionKind | None
+    reason: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class PassedOver:
+    """A school contact left out of a notification because their key could not be used
+    (the notification went to the school's other contacts)."""
+
+    urn: int
+    school: str
+    contact_role: str
+    kind: ExceptionKind | None
+    reference: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class UndeliveredMail:
+    """The gateway's own mail (an alert, a receipt, a digest…) that could not be sent."""
+
+    kind: str  # a MessageKind value
+    reference: str
+    contact_role: str
+    error: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class ReturnedMail:
+    """A bounce, automatic reply or "deleted unread" report about a notification."""
+
+    kind: str  # a tracking_event kind
+    reference: str
+    school: str
+    summary: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class QuarantinedMail:
+    recorded_at: datetime
+    mailbox: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Counts:
+    """What the gateway did by itself, over the same period as the digest's items."""
+
+    spreadsheets: int
+    children: int
+    to_notify: int
+    to_telephone: int
+    withheld: int
+    exceptions: int
+    notifications_planned: int
+    notifications_waiting: int  # planned or sealed: due later
+    notifications_in_progress: int  # being sent, or waiting for a retry
+    notifications_sent: int
+    notifications_not_sent: int  # exceptions
+    messages_sent: int
+
+
+@dataclass(frozen=True)
+class Digest:
+    now: datetime
+    since: datetime | None
+    child_exceptions: tuple[ChildItem, ...]
+    notification_exceptions: tuple[NotificationException, ...]
+    telephone_tasks: tuple[TelephoneTask, ...]
+    withheld: tuple[ChildItem, ...]
+    manager_alerts: tuple[ChildItem, ...]
+    passed_over: tuple[PassedOver, ...]
+    returned: tuple[ReturnedMail, ...]
+    undelivered: tuple[UndeliveredMail, ...]
+    quarantined: tuple[QuarantinedMail, ...]
+    keys_expiring: tuple[ExpiringKey, ...]
+    counts: Counts
+
+    @property
+    def is_empty(self) -> bool:
+        """Nothing in it needs a person (the counts alone are no reason to send it)."""
+        return not (
+            self.child_exceptions
+            or self.notification_exceptions
+            or self.telephone_tasks
+            or self.withheld
+            or self.manager_alerts
+            or self.passed_over
+            or self.returned
+            or self.undelivered
+            or self.quarantined
+            or self.keys_expiring
+        )
+
+
+@dataclass(frozen=True)
+class ChaseItem:
+    """A notification sent with no read receipt and no reply recorded yet.
+
+    `sent_at` is when its first message left; `contacts` are those it was sent to; `heard`
+    is anything else recorded about it (an automatic reply, a bounce), in words.
+    """
+
+    reference: str
+    urn: int
+    school: str
+    school_telephone: str
+    sent_at: datetime
+    contacts: tuple[ContactPhone, ...]
+    heard: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ChaseList:
+    now: datetime
+    items: tuple[ChaseItem, ...]
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.items
+
+
+# --------------------------------------------------------------------------------------
+# Building them from the state database
+
+
+def build_digest(
+    conn: sqlite3.Connection,
+    *,
+    now: datetime,
+    since: datetime | None,
+    keys_expiring: Sequence[ExpiringKey],
+) -> Digest:
+    """The digest as the database stands at `now`.
+
+    With `since`, only what was recorded after that instant (the digest sent again when new
+    exceptions arrive after the morning one); keys expiring are listed as given. With None,
+    everything still open: notifications still in exception, and every recorded decision
+    and quarantined message (the gateway records no resolution of those yet).
+    """
+    _require_aware(now, "now")
+    if since is not None:
+        _require_aware(since, "since")
+    with _snapshot(conn):
+        decisions = [item for item in _child_items(conn) if _after(item.recorded_at, since)]
+        telephone_tasks = tuple(
+            _telephone_task(conn, item) for item in decisions if item.outcome is Outcome.TELEPHONE
+        )
+        return Digest(
+            now=now,
+            since=since,
+            child_exceptions=tuple(d for d in decisions if d.outcome is Outcome.EXCEPTION),
+            notification_exceptions=tuple(
+                n for n in _notification_exceptions(conn) if _after(n.at, since)
+            ),
+            telephone_tasks=telephone_tasks,
+            withheld=tuple(d for d in decisions if d.outcome is Outcome.WITHHOLD),
+            manager_alerts=tuple(d for d in decisions if d.manager_alert),
+            passed_over=tuple(p for p in _passed_over(conn) if _after(p.at, since)),
+            returned=tuple(r for r in _returned(conn) if _after(r.at, since)),
+            undelivered=tuple(u for u in _undelivered(conn) if _after(u.at, since)),
+            quarantined=tuple(q for q in _quarantined(conn) if _after(q.recorded_at, since)),
+            keys_expiring=tuple(sorted(keys_expiring, key=lambda k: (k.expires, k.urn))),
+            counts=_counts(conn, decisions, since),
+        )
+
+
+def build_chase_list(
+    conn: sqlite3.Connection, *, now: datetime, sent_after: datetime | None = None
+) -> ChaseList:
+    """Notifications with a message sent by `now` (and after `sent_after`, when given) and no
+    read receipt or reply recorded for any of their messages, oldest first."""
+    _require_aware(now, "now")
+    if sent_after is not None:
+        _require_aware(sent_after, "sent_after")
+    with _snapshot(conn):
+        acknowledged = _references_with(conn, _ACKNOWLEDGED)
+        heard = _heard(conn)
+        sent: dict[str, list[sqlite3.Row]] = {}
+        for row in conn.execute(
+            "SELECT n.reference, n.urn, n.content, m.contact_role, m.recipient, m.sent_at"
+            " FROM message m JOIN notification n ON n.reference = m.reference"
+            " WHERE m.kind = 'notification' AND m.state = 'sent' AND m.sent_at IS NOT NULL"
+            " ORDER BY m.sent_at, m.id"
+        ):
+            if row["reference"] not in acknowledged:
+                sent.setdefault(row["reference"], []).append(row)
+        items = []
+        for reference, rows in sent.items():
+            first = _instant(rows[0]["sent_at"])
+            if first > now or not _after(first, sent_after):
+                continue
+            urn = rows[0]["urn"]
+            items.append(
+                ChaseItem(
+                    reference=reference,
+                    urn=urn,
+                    school=json.loads(rows[0]["content"])["school_name"],
+                    school_telephone=_school_telephone(conn, urn),
+                    sent_at=first,
+                    contacts=tuple(
+                        _contact_phone(conn, urn, row["contact_role"], row["recipient"])
+                        for row in rows
+                    ),
+                    heard=tuple(_HEARD[kind] for kind in heard.get(reference, ())),
+                )
+            )
+    return ChaseList(now=now, items=tuple(items))
+
+
+def expiring_keys(
+    keyring: Keyring, directory: SqliteDirectory, *, at: datetime
+) -> tuple[ExpiringKey, ...]:
+    """The contacts' pinned keys usable at `at` that stop being usable within the warning
+    period of `keys list` (gateway/key_reports.py), for the digest."""
+    found = []
+    for line in contact_key_report(keyring, directory.all_contacts(), at=at):
+        if line.expiring_soon and line.expires is not None:
+            contact = line.contact
+            school = directory.establishment(contact.urn)
+            found.append(
+                ExpiringKey(
+                    urn=contact.urn,
+                    school=school.name if school is not None else "",
+                    contact_role=contact.role.value,
+                    contact_name=contact.name,
+                    fingerprint=contact.fingerprint,
+                    expires=line.expires,
+                )
+            )
+    return tuple(found)
+
+
+@contextmanager
+def _snapshot(conn: sqlite3.Connection) -> Iterator[None]:
+    # One read transaction, so a dispatch running meanwhile cannot make the counts disagree
+    # with the lists (as the audit export reads).
+    own = not conn.in_transaction
+    if own:
+        conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        if own:
+            conn.execute("ROLLBACK")
+
+
+def _child_items(conn: sqlite3.Connection) -> Iterator[ChildItem]:
+    for row in conn.execute(
+        "SELECT d.outcome, d.exception_kind, d.urn, d.due, d.manager_alert, d.reason,"
+        " d.incident_ref, d.record, i.received_at FROM decision d"
+        " JOIN intake i ON i.id = d.intake_id ORDER BY i.received_at, d.id"
+    ):
+        record: dict[str, Any] = json.loads(row["record"])
+        source = record["source_row"]
+        group = f", child {source['group']}" if source.get("group") is not None else ""
+        candidates = sorted(record.get("candidates", ()), key=lambda c: -float(c["score"]))
+        yield ChildItem(
+            recorded_at=_instant(row["received_at"]),
+            source=f"{source['file']}, sheet {source['sheet']!r}, row {source['row']}{group}",
+            incident_ref=row["incident_ref"],
+            child=record.get("child") or "",
+            dob=date.fromisoformat(record["dob"]) if record.get("dob") else None,
+            outcome=Outcome(row["outcome"]),
+            kind=_kind(row["exception_kind"]),
+            reason=row["reason"],
+            urn=row["urn"],
+            school=record.get("school") or "",
+            due=_instant(row["due"]) if row["due"] else None,
+            manager_alert=bool(row["manager_alert"]),
+            telephone=record.get("telephone") or "",
+            candidates=tuple(
+                CandidateSchool(
+                    urn=c["urn"],
+                    school=c["school"],
+                    upn=c["upn"],
+                    score=float(c["score"]),
+                    agreed=tuple(c["agreed"]),
+                    note=c["note"],
+                )
+                for c in candidates
+            ),
+        )
+
+
+def _telephone_task(conn: sqlite3.Connection, item: ChildItem) -> TelephoneTask:
+    # GIAS may have gained a number since routing found none (its reason then says so).
+    if item.urn is None:
+        return TelephoneTask(item=item, number=item.telephone, contacts=())
+    number = item.telephone or _school_telephone(conn, item.urn)
+    return TelephoneTask(item=item, number=number, contacts=_contacts(conn, item.urn))
+
+
+def _notification_exceptions(conn: sqlite3.Connection) -> list[NotificationException]:
+    became = _latest_audit(conn, "notification.exception", "reference")
+    found = []
+    for row in conn.execute(
+        "SELECT reference, incident_ref, urn, due, exception_kind, reason, content, created_at"
+        " FROM notification WHERE state = 'exception' ORDER BY due, reference"
+    ):
+        content: dict[str, Any] = json.loads(row["content"])
+        children = tuple(
+            f"{child['forename']} {child['surname']}".strip() for child in content["children"]
+        )
+        found.append(
+            NotificationException(
+                reference=row["reference"],
+                incident_ref=row["incident_ref"],
+                urn=row["urn"],
+                school=content["school_name"],
+                children=children,
+                due=_instant(row["due"]),
+                kind=_kind(row["exception_kind"]),
+                reason=row["reason"],
+                at=became.get(row["reference"]) or _instant(row["created_at"]),
+            )
+        )
+    return found
+
+
+def _passed_over(conn: sqlite3.Connection) -> list[PassedOver]:
+    # Each contact once, as last passed over: the same expired key passes its contact over
+    # for every notification to that school until it is replaced.
+    latest: dict[tuple[int, str], PassedOver] = {}
+    for row in conn.execute(
+        "SELECT at, data FROM audit WHERE event = 'contact.passed_over' ORDER BY seq"
+    ):
+        data: dict[str, Any] = json.loads(row["data"])
+        urn = int(data["urn"])
+        latest[(urn, data["contact_role"])] = PassedOver(
+            urn=urn,
+            school=_school_name(conn, urn),
+            contact_role=data["contact_role"],
+            kind=_kind(data.get("exception_kind")),
+            reference=data["reference"],
+            at=_instant(row["at"]),
+        )
+    return sorted(latest.values(), key=lambda p: (p.at, p.urn))
+
+
+def _returned(conn: sqlite3.Connection) -> list[ReturnedMail]:
+    kinds = tuple(_RETURNED)
+    rows = conn.execute(
+        "SELECT t.kind, coalesce(m.reference, t.reference) AS reference, t.summary, t.at,"
+        " json_extract(n.content, '$.school_name') AS school FROM tracking_event t"
+        " LEFT JOIN message m ON m.id = t.message_row"
+        " LEFT JOIN notification n ON n.reference = coalesce(m.reference, t.reference)"
+        f" WHERE t.kind IN ({', '.join('?' for _ in kinds)}) ORDER BY t.at, t.id",
+        kinds,
+    )
+    return [
+        ReturnedMail(
+            kind=row["kind"],
+            reference=row["reference"] or "",
+            school=row["school"] or "",
+            summary=_without_addresses(row["summary"]),
+            at=_instant(row["at"]),
+        )
+        for row in rows
+    ]
+
+
+def _undelivered(conn: sqlite3.Connection) -> list[UndeliveredMail]:
+    # A notification's failures reach the digest through its notification; the gateway's
+    # own mail has no notification, and an alert to the manager that never left must not
+    # go unnoticed.
+    became = _latest_audit(conn, "message.exception", "message_id")
+    return [
+        UndeliveredMail(
+            kind=row["kind"],
+            reference=row["reference"],
+            contact_role=row["contact_role"],
+            error=_without_addresses(row["last_error"]),
+            at=became.get(row["message_id"]) or _instant(row["sealed_at"]),
+        )
+        for row in conn.execute(
+            "SELECT kind, reference, contact_role, last_error, message_id, sealed_at"
+            " FROM message WHERE state = 'exception' AND kind != 'notification' ORDER BY id"
+        )
+    ]
+
+
+def _quarantined(conn: sqlite3.Connection) -> list[QuarantinedMail]:
+    return [
+        QuarantinedMail(
+            recorded_at=_instant(row["recorded_at"]),
+            mailbox=row["mailbox"],
+            reason=_without_addresses(row["reason"]),
+        )
+        for row in conn.execute(
+            "SELECT recorded_at, mailbox, reason FROM inbound_message"
+            " WHERE disposition = 'quarantined' ORDER BY recorded_at, id"
+        )
+    ]
+
+
+def _counts(
+    conn: sqlite3.Connection, decisions: Sequence[ChildItem], since: datetime | None
+) -> Counts:
+    spreadsheets = sum(
+        1
+        for row in conn.execute("SELECT received_at FROM intake")
+        if _after(_instant(row["received_at"]), since)
+    )
+    states = [
+        row["state"]
+        for row in conn.execute("SELECT state, created_at FROM notification")
+        if _after(_instant(row["created_at"]), since)
+    ]
+    sent = sum(
+        1
+        for row in conn.execute(
+            "SELECT sent_at FROM message WHERE kind = 'notification' AND state = 'sent'"
+            " AND sent_at IS NOT NULL"
+        )
+        if _after(_instant(row["sent_at"]), since)
+    )
+
+    def outcome(value: Outcome) -> int:
+        return sum(1 for d in decisions if d.outcome is value)
+
+    return Counts(
+        spreadsheets=spreadsheets,
+        children=len(decisions),
+        to_notify=outcome(Outcome.NOTIFY),
+        to_telephone=outcome(Outcome.TELEPHONE),
+        withheld=outcome(Outcome.WITHHOLD),
+        exceptions=outcome(Outcome.EXCEPTION),
+        notifications_planned=len(states),
+        notifications_waiting=sum(1 for s in states if s in ("planned", "sealed")),
+        notifications_in_progress=sum(1 for s in states if s in ("sending", "failed")),
+        notifications_sent=states.count("sent"),
+        notifications_not_sent=states.count("exception"),
+        messages_sent=sent,
+    )
+
+
+def _references_with(conn: sqlite3.Connection, kinds: Sequence[str]) -> set[str]:
+    # An event names its message (by row) or, for a reply matched by the subject's code
+    # alone, only the reference: either ties it to the notification.
+    rows = conn.execute(
+        "SELECT coalesce(m.reference, t.reference) FROM tracking_event t"
+        " LEFT JOIN message m ON m.id = t.message_row"
+        f" WHERE t.kind IN ({', '.join('?' for _ in kinds)})",
+        tuple(kinds),
+    )
+    return {row[0] for row in rows if row[0] is not None}
+
+
+def _heard(conn: sqlite3.Connection) -> dict[str, list[str]]:
+    kinds = tuple(_HEARD)
+    heard: dict[str, list[str]] = {}
+    for row in conn.execute(
+        "SELECT coalesce(m.reference, t.reference) AS reference, t.kind FROM tracking_event t"
+        " LEFT JOIN message m ON m.id = t.message_row"
+        f" WHERE t.kind IN ({', '.join('?' for _ in kinds)}) ORDER BY t.at, t.id",
+        kinds,
+    ):
+        if row["reference"] is not None and row["kind"] not in heard.get(row["reference"], []):
+            heard.setdefault(row["reference"], []).append(row["kind"])
+    return heard
+
+
+def _latest_audit(conn: sqlite3.Connection, event: str, key: str) -> dict[str, datetime]:
+    return {
+        row[0]: _instant(row[1])
+        for row in conn.execute(
+            "SELECT json_extract(data, ?), max(at) FROM audit WHERE event = ? GROUP BY 1",
+            (f"$.{key}", event),
+        )
+        if row[0] is not None
+    }
+
+
+def _contacts(conn: sqlite3.Connection, urn: int) -> tuple[ContactPhone, ...]:
+    rows = conn.execute("SELECT role, name, phone FROM contact WHERE urn = ? ORDER BY id", (urn,))
+    found = [ContactPhone(row["role"], row["name"], row["phone"]) for row in rows]
+    return tuple(sorted(found, key=lambda c: _CONTACT_ORDER.get(c.role, 2)))
+
+
+def _contact_phone(conn: sqlite3.Connection, urn: int, role: str, recipient: str) -> ContactPhone:
+    # The contact the message went to, by address; a contacts list re-imported since may
+    # have changed the address, and then the role's current contact is the one to ring.
+    row = conn.execute(
+        "SELECT name, phone FROM contact WHERE urn = ? AND role = ?"
+        " ORDER BY lower(email) = lower(?) DESC, id LIMIT 1",
+        (urn, role, recipient),
+    ).fetchone()
+    return ContactPhone(role, row["name"], row["phone"]) if row else ContactPhone(role, "", "")
+
+
+def _school_telephone(conn: sqlite3.Connection, urn: int) -> str:
+    row = conn.execute("SELECT telephone FROM establishment WHERE urn = ?", (urn,)).fetchone()
+    return str(row["telephone"]) if row else ""
+
+
+def _school_name(conn: sqlite3.Connection, urn: int) -> str:
+    row = conn.execute("SELECT name FROM establishment WHERE urn = ?", (urn,)).fetchone()
+    return str(row["name"]) if row else ""
+
+
+def _kind(value: str | None) -> ExceptionKind | None:
+    return ExceptionKind(value) if value else None
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _after(instant: datetime, since: datetime | None) -> bool:
+    return since is None or instant > since
+
+
+def _require_aware(instant: datetime, name: str) -> None:
+    if instant.utcoffset() is None:
+        raise ValueError(f"{name} must be a timezone-aware instant, not {instant}")
+
+
+def _without_addresses(text: str) -> str:
+    return _ADDRESS.sub(_ADDRESS_SHOWN, text)
+
+
+# --------------------------------------------------------------------------------------
+# Rendering
+
+
+def digest_subject(digest: Digest) -> str:
+    """The digest's subject inside the encryption (the outer one carries a reference only)."""
+    return f"Exceptions digest, {uk_datetime(digest.now)}"
+
+
+def chase_subject(chase: ChaseList) -> str:
+    return f"Chase list, {uk_datetime(chase.now)}"
+
+
+def render_digest(
+    digest: Digest, *, navigator: NavigatorContact, templates_dir: Path = TEMPLATES_DIR
+) -> EmailMessage:
+    """The digest's inner entity: multipart/alternative of text and HTML (templates/digest/
+    digest.txt and digest.html), the subject a protected header inside.
+
+    Raises jinja2.UndefinedError when a template uses a value that is not given.
+    """
+    subject = digest_subject(digest)
+    context = {"subject": subject, "navigator": _navigator(navigator), **_digest_context(digest)}
+    return _rendered("digest/digest", subject, context, templates_dir)
+
+
+def render_chase_list(
+    chase: ChaseList, *, navigator: NavigatorContact, templates_dir: Path = TEMPLATES_DIR
+) -> EmailMessage:
+    """The chase list's inner entity, as `render_digest` makes the digest's (templates/
+    digest/chase.txt and chase.html)."""
+    subject = chase_subject(chase)
+    context = {
+        "subject": subject,
+        "navigator": _navigator(navigator),
+        "as_at": uk_datetime(chase.now),
+        "items": [_chase_item(item) for item in chase.items],
+    }
+    return _rendered("digest/chase", subject, context, templates_dir)
+
+
+def _rendered(
+    name: str, subject: str, context: dict[str, Any], templates_dir: Path
+) -> EmailMessage:
+    environment = template_environment(templates_dir)
+    text = environment.get_template(f"{name}.txt").render(context)
+    html = environment.get_template(f"{name}.html").render(context)
+    return read_entity(alternative_entity(subject, text, html))
+
+
+def _navigator(navigator: NavigatorContact) -> dict[str, str]:
+    return {"name": clean_line(navigator.name)}
+
+
+def _digest_context(digest: Digest) -> dict[str, Any]:
+    return {
+        "as_at": uk_datetime(digest.now),
+        "since": uk_datetime(digest.since) if digest.since is not None else None,
+        "is_empty": digest.is_empty,
+        "child_exceptions": [_child(item) for item in digest.child_exceptions],
+        "notification_exceptions": [
+            _notification_exception(item) for item in digest.notification_exceptions
+        ],
+        "telephone_tasks": [_telephone(task, digest.now) for task in digest.telephone_tasks],
+        "withheld": [_child(item) for item in digest.withheld],
+        "manager_alerts": [_child(item) for item in digest.manager_alerts],
+        "passed_over": [
+            {
+                "school": _school(p.school, p.urn),
+                "role": _role(p.contact_role),
+                "why": EXCEPTION_LABELS[p.kind] if p.kind else "its key could not be used",
+                "reference": clean_line(p.reference),
+                "at": uk_datetime(p.at),
+            }
+            for p in digest.passed_over
+        ],
+        "returned": [
+            {
+                "what": _RETURNED[r.kind],
+                "reference": clean_line(r.reference) or "no reference",
+                "school": clean_line(r.school),
+                "summary": clean_line(r.summary),
+                "at": uk_datetime(r.at),
+            }
+            for r in digest.returned
+        ],
+        "undelivered": [
+            {
+                "kind": clean_line(u.kind),
+                "reference": clean_line(u.reference),
+                "role": _role(u.contact_role),
+                "error": clean_line(u.error),
+                "at": uk_datetime(u.at),
+            }
+            for u in digest.undelivered
+        ],
+        "quarantined": [
+            {
+                "at": uk_datetime(q.recorded_at),
+                "mailbox": clean_line(q.mailbox),
+                "reason": clean_line(q.reason),
+            }
+            for q in digest.quarantined
+        ],
+        "keys_expiring": [
+            {
+                "school": _school(k.school, k.urn),
+                "role": _role(k.contact_role),
+                "name": clean_line(k.contact_name),
+                "fingerprint": clean_line(k.fingerprint),
+                "expires": uk_datetime(k.expires),
+            }
+            for k in digest.keys_expiring
+        ],
+        "counts": digest.counts,
+    }
+
+
+def _child(item: ChildItem) -> dict[str, Any]:
+    return {
+        "child": clean_line(item.child) or "name not given",
+        "dob": uk_date(item.dob) if item.dob is not None else "not given",
+        "incident_ref": clean_line(item.incident_ref) or "not given",
+        "what": EXCEPTION_LABELS[item.kind] if item.kind else None,
+        "reason": clean_lines(item.reason),
+        "school": _school(item.school, item.urn) if item.urn is not None else "",
+        "due": uk_datetime(item.due) if item.due is not None else None,
+        "source": clean_line(item.source),
+        "received": uk_datetime(item.recorded_at),
+        "candidates": [
+            {
+                "school": _school(c.school, c.urn),
+                "upn": clean_line(c.upn),
+                "score": f"{c.score:.1f}",
+                "agreed": ", ".join(clean_line(field) for field in c.agreed) or "nothing",
+                "note": clean_line(c.note),
+            }
+            for c in item.candidates
+        ],
+    }
+
+
+def _telephone(task: TelephoneTask, now: datetime) -> dict[str, Any]:
+    due = task.item.due
+    return {
+        **_child(task.item),
+        "number": clean_line(task.number),
+        "overdue": due is not None and due <= now,
+        "contacts": [_contact(contact) for contact in task.contacts],
+    }
+
+
+def _notification_exception(item: NotificationException) -> dict[str, Any]:
+    return {
+        "reference": clean_line(item.reference),
+        "incident_ref": clean_line(item.incident_ref),
+        "school": _school(item.school, item.urn),
+        "children": [clean_line(child) or "name not given" for child in item.children],
+        "due": uk_datetime(item.due),
+        "what": EXCEPTION_LABELS[item.kind] if item.kind else "not sent",
+        "reason": clean_lines(item.reason),
+        "at": uk_datetime(item.at),
+    }
+
+
+def _chase_item(item: ChaseItem) -> dict[str, Any]:
+    return {
+        "reference": clean_line(item.reference),
+        "school": _school(item.school, item.urn),
+        "school_telephone": clean_line(item.school_telephone),
+        "sent_at": uk_datetime(item.sent_at),
+        "contacts": [_contact(contact) for contact in item.contacts],
+        "heard": list(item.heard),
+    }
+
+
+def _contact(contact: ContactPhone) -> dict[str, str]:
+    return {
+        "role": _role(contact.role),
+        "name": clean_line(contact.name),
+        "phone": clean_line(contact.phone),
+    }
+
+
+def _school(name: str, urn: int | None) -> str:
+    shown = clean_line(name) or "school not named"
+    return f"{shown} (URN {urn})" if urn is not None else shown
+
+
+def _role(role: str) -> str:
+    return ROLE_LABELS.get(role, clean_line(role))
