@@ -17,7 +17,6 @@ import email.policy
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
-from email import quoprimime
 from email.message import EmailMessage
 from email.parser import BytesParser
 from functools import lru_cache
@@ -166,12 +165,60 @@ def alternative_entity(subject: str, text: str, html: str) -> bytes:
 
 
 def _quoted_printable(text: str) -> bytes:
-    # As set_content(cte="quoted-printable") encodes: UTF-8, lines split as bytes split them,
-    # one final line end, encoded lines wrapped at _LINE_LENGTH and ending in CRLF.
+    # As set_content(cte="quoted-printable") encodes, that is email.quoprimime.body_encode at
+    # _LINE_LENGTH, CRLF line ends: UTF-8, lines split as bytes split them, one final line
+    # end. Its per-character translation table is the slow part of it, so the escaping is
+    # done by str.replace and one pattern, and only a line that needs it goes through the
+    # wrapping below (the tests hold the result to the email package's, byte for byte).
     lines = text.encode("utf-8").splitlines()
-    body = b"\n".join(lines) + b"\n"
-    encoded: str = quoprimime.body_encode(body.decode("latin-1"), _LINE_LENGTH, eol="\r\n")
-    return encoded.encode("ascii")
+    body = (b"\n".join(lines) + b"\n").decode("latin-1")
+    escaped = _QP_UNSAFE.sub(lambda found: _qp_escape(found[0]), body.replace("=", "=3D"))
+    encoded: list[str] = []
+    for line in escaped.split("\n"):  # the last, empty, item stands for the final line end
+        if len(line) <= _LINE_LENGTH and not line.endswith((" ", "\t")):
+            encoded.append(line)
+        else:
+            encoded.extend(_qp_wrapped(line))
+    return "\r\n".join(encoded).encode("ascii")
+
+
+# Every byte but tab, line feed and printable ASCII (an "=" is escaped before this is used).
+_QP_UNSAFE = re.compile(r"[^\t\n -~]")
+
+
+def _qp_wrapped(line: str) -> list[str]:
+    # body_encode's loop for one escaped line: soft breaks ("=") so that no encoded line is
+    # longer than _LINE_LENGTH, never inside an "=XX", and trailing white space escaped.
+    pieces = []
+    start = 0
+    last_start = len(line) - 1 - _LINE_LENGTH
+    while start <= last_start:
+        stop = start + _LINE_LENGTH - 1
+        if line[stop - 2] == "=":
+            pieces.append(line[start : stop - 1])
+            start = stop - 2
+        elif line[stop - 1] == "=":
+            pieces.append(line[start:stop])
+            start = stop - 1
+        else:
+            pieces.append(line[start:stop] + "=")
+            start = stop
+    if line and line[-1] in " \t":
+        room = start - last_start
+        if room >= 3:
+            tail = _qp_escape(line[-1])
+        elif room == 2:
+            tail = line[-1] + "=\r\n"
+        else:
+            tail = "=\r\n" + _qp_escape(line[-1])
+        pieces.append(line[start:-1] + tail)
+    else:
+        pieces.append(line[start:])
+    return pieces
+
+
+def _qp_escape(char: str) -> str:
+    return f"={ord(char):02X}"
 
 
 @lru_cache(maxsize=4)

@@ -19,6 +19,7 @@ from gateway.clock import LONDON
 from gateway.model import ChildRecord, CrimeStatus, Incident, Notification, Risk, SourceRow
 from gateway.render import (
     NavigatorContact,
+    _quoted_printable,
     notification_entity,
     render_notification,
     subject_for,
@@ -153,6 +154,20 @@ def test_any_police_text_is_written_as_the_email_package_would_write_it(
     assert entity.isascii()
     assert entity.count(b"\n") == entity.count(b"\r\n")
     assert entity == rebuilt_by_the_email_package(render(note))
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    text=st.text(st.sampled_from(list("ab =\t\n\r\x0b\x0c\x85.\u00e9\u20ac")), max_size=400)
+    | st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=300)
+)
+def test_quoted_printable_is_what_set_content_writes(text: str) -> None:
+    part = EmailMessage()
+    part.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
+    payload = part.get_payload()
+    assert isinstance(payload, str)
+
+    assert _quoted_printable(text) == payload.replace("\n", "\r\n").encode("ascii")
 
 
 # --------------------------------------------------------------------------------------
