@@ -90,6 +90,15 @@ class NavigatorSection(Strict):
     passphrase: SecretRef | None = None
 
 
+class ManagerSection(Strict):
+    """The Education Safeguarding Manager: told at once of a High-risk incident whose school is
+    closed (DESIGN.md section 2), by mail encrypted to this pinned key."""
+
+    name: str = "Education Safeguarding Manager"
+    email: str
+    fingerprint: Fingerprint
+
+
 class GnupgSection(Strict):
     # The gateway's own GnuPG home (created 0700). Keep it short: gpg-agent's socket path
     # must fit in 108 bytes.
@@ -231,6 +240,7 @@ class Config(Strict):
     directory: DirectorySection = DirectorySection()
     intake: IntakeSection = IntakeSection()
     navigator: NavigatorSection = NavigatorSection()
+    manager: ManagerSection | None = None
     gnupg: GnupgSection = GnupgSection()
     smtp: SmtpSection = SmtpSection()
     dispatch: DispatchSection = DispatchSection()

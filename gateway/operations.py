@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from gateway import audit
 from gateway.clock import LONDON
 from gateway.config import LoadedConfig
 from gateway.directory import SqliteDirectory
@@ -14,6 +15,7 @@ from gateway.dispatch import DispatchReport, dispatch_due
 from gateway.errors import SpreadsheetRefused, StateError
 from gateway.intake_store import Recorded, record_plan
 from gateway.keyring import Keyring, open_keyring
+from gateway.manager_alert import queue_manager_alerts
 from gateway.model import SpreadsheetIntake
 from gateway.notification_store import save_planned
 from gateway.notifications import plan_notifications
@@ -131,12 +133,37 @@ def take_in(
                 planned += 1
             else:
                 already += 1
+        # In the same transaction: an intake is never recorded without its manager alerts.
+        _alert_manager(conn, plan, config=config, template=rules.routing.template, actor=actor)
     if config.config.navigator.fingerprint is None:
         return TakenIn(recorded, planned, already)
     sealing = seal_now(
         conn, config=config, template=rules.routing.template, now=plan.arrival, actor=actor
     )
     return TakenIn(recorded, planned, already, sealing)
+
+
+def _alert_manager(
+    conn: sqlite3.Connection, plan: Plan, *, config: LoadedConfig, template: str, actor: str
+) -> None:
+    if not any(decision.manager_alert for decision in plan.decisions):
+        return
+    settings = config.config
+    if settings.manager is None or settings.navigator.fingerprint is None:
+        # Listed for the Navigator (the decisions carry the alert) and on record here.
+        audit.append(
+            conn, "manager_alert.not_configured", actor=actor, at=plan.arrival, sha256=plan.sha256
+        )
+        return
+    with open_keyring(settings.gnupg.home) as keyring:
+        queue_manager_alerts(
+            conn,
+            plan,
+            manager=settings.manager,
+            sealer=make_sealer(config, keyring, template=template),
+            now=plan.arrival,
+            actor=actor,
+        )
 
 
 def make_sealer(config: LoadedConfig, keyring: Keyring, *, template: str) -> Sealer:
