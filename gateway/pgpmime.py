@@ -138,7 +138,9 @@ def _sign_and_encrypt(
                 "the Navigator key's passphrase contains a line break or NUL, so it cannot be "
                 "handed to GnuPG"
             )
-        # --passphrase-fd 0: the first line of the input is the passphrase, the rest the data.
+        # --passphrase-fd 0: the first line of the input is the passphrase, the rest the data;
+        # an empty passphrase is a line too (python-gnupg sends none, and gpg then takes the
+        # entity's first line for it).
         data = f"{passphrase}\n".encode(gpg.encoding) + body
     command = gpg.make_args(
         [
