@@ -35,7 +35,13 @@ from gateway.keyring import KeyStatus, open_keyring
 from gateway.logs import configure_logging
 from gateway.mail_intake import PoliceMailHandler
 from gateway.mailbox_watch import Handler, poll_mailbox
-from gateway.operations import dispatch_now, plan_file, take_in
+from gateway.operations import (
+    dispatch_now,
+    plan_file,
+    queue_chase_list,
+    queue_digest,
+    take_in,
+)
 from gateway.plan import decision_json, render_table
 from gateway.ruleset import load_rules
 from gateway.sealing import SealReport
@@ -249,6 +255,28 @@ def demo(obj: Context, workspace: Path | None) -> None:
     if not run.ok:
         click.echo("error: a check of the demo failed (see above)", err=True)
         sys.exit(1)
+
+
+@cli.command()
+@click.option("--chase", is_flag=True, help="The chase list instead of the exceptions digest.")
+@click.option("--new-only", is_flag=True, help="Only what arrived since the last digest.")
+@click.pass_obj
+@_reports_errors
+def digest(obj: Context, chase: bool, new_only: bool) -> None:
+    """Send the Navigator the exceptions digest (or the chase list), encrypted, now."""
+    conn = _state(obj)
+    now = obj.clock.now()
+    if chase:
+        queued = queue_chase_list(conn, config=obj.config, now=now, actor="cli:digest")
+    else:
+        queued = queue_digest(
+            conn, config=obj.config, now=now, actor="cli:digest", only_new=new_only
+        )
+    if not queued:
+        click.echo("nothing to send: nothing new needs the Navigator")
+        return
+    _, report = dispatch_now(conn, config=obj.config, now=now, actor="cli:digest")
+    click.echo(f"queued; dispatch: {len(report.sent)} sent, {len(report.retrying)} to retry")
 
 
 @cli.command()

@@ -234,6 +234,16 @@ class Mailboxes(Strict):
         }
 
 
+ClockTime = Annotated[str, StringConstraints(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
+
+
+class ScheduleSection(Strict):
+    """When the service sends the Navigator's mail, Europe/London wall-clock time (HH:MM)."""
+
+    digest_at: ClockTime = "08:30"  # the exceptions digest, before the 09:00 notifications
+    chase_at: ClockTime = "14:00"  # the chase list: sent, with no receipt or reply yet
+
+
 class Config(Strict):
     state: StateSection = StateSection()
     rules: RulesSection = RulesSection()
@@ -245,6 +255,7 @@ class Config(Strict):
     smtp: SmtpSection = SmtpSection()
     dispatch: DispatchSection = DispatchSection()
     police: PoliceSection | None = None  # needed only by mailbox intake
+    schedule: ScheduleSection = ScheduleSection()
     mailboxes: Mailboxes | None = None  # needed only by the mailbox service and poll
 
 

@@ -10,6 +10,13 @@ from pathlib import Path
 from gateway import audit
 from gateway.clock import LONDON
 from gateway.config import LoadedConfig
+from gateway.digest import (
+    build_chase_list,
+    build_digest,
+    expiring_keys,
+    render_chase_list,
+    render_digest,
+)
 from gateway.directory import SqliteDirectory
 from gateway.dispatch import DispatchReport, dispatch_due
 from gateway.errors import SpreadsheetRefused, StateError
@@ -19,7 +26,10 @@ from gateway.manager_alert import queue_manager_alerts
 from gateway.model import SpreadsheetIntake
 from gateway.notification_store import save_planned
 from gateway.notifications import plan_notifications
+from gateway.outbox import MessageKind
+from gateway.own_mail import queue_to_navigator
 from gateway.plan import Plan, build_plan
+from gateway.render import NavigatorContact
 from gateway.ruleset import Rules, load_rules
 from gateway.sealing import Sealer, SealReport, seal_planned
 from gateway.smtp_transport import SmtpTransport
@@ -205,3 +215,81 @@ def dispatch_now(
         conn, now=now, connect=connect, settings=config.config.dispatch, actor=actor
     )
     return sealing, report
+
+
+# --------------------------------------------------------------------------------------
+# The Navigator's digest and chase list
+
+
+def last_digest(conn: sqlite3.Connection) -> datetime | None:
+    """When the last digest was queued (the next one lists only what arrived after it)."""
+    row = conn.execute(
+        "SELECT at FROM audit WHERE event = 'digest.queued' ORDER BY seq DESC LIMIT 1"
+    ).fetchone()
+    return datetime.fromisoformat(row[0]) if row else None
+
+
+def queue_digest(
+    conn: sqlite3.Connection,
+    *,
+    config: LoadedConfig,
+    now: datetime,
+    actor: str,
+    only_new: bool = False,
+) -> bool:
+    """Queue the exceptions digest to the Navigator; with `only_new`, only when something
+    arrived since the last one (and listing just that). Returns whether one was queued."""
+    settings = config.config
+    template = load_rules(config.rules_dir).routing.template
+    navigator = NavigatorContact(
+        settings.navigator.name, settings.navigator.email, settings.navigator.phone
+    )
+    with open_keyring(settings.gnupg.home) as keyring:
+        since = last_digest(conn) if only_new else None
+        found = build_digest(
+            conn,
+            now=now,
+            since=since,
+            keys_expiring=expiring_keys(keyring, SqliteDirectory(conn), at=now),
+        )
+        if only_new and found.is_empty:
+            return False
+        with transaction(conn):
+            queue_to_navigator(
+                conn,
+                render_digest(found, navigator=navigator),
+                kind=MessageKind.DIGEST,
+                key=f"digest/{now.isoformat()}",
+                sealer=make_sealer(config, keyring, template=template),
+                now=now,
+                actor=actor,
+            )
+            audit.append(conn, "digest.queued", actor=actor, at=now, only_new=only_new)
+    return True
+
+
+def queue_chase_list(
+    conn: sqlite3.Connection, *, config: LoadedConfig, now: datetime, actor: str
+) -> bool:
+    """Queue the chase list to the Navigator when a sent notification has no receipt or reply
+    recorded yet. Returns whether one was queued."""
+    settings = config.config
+    chase = build_chase_list(conn, now=now)
+    if chase.is_empty:
+        return False
+    navigator = NavigatorContact(
+        settings.navigator.name, settings.navigator.email, settings.navigator.phone
+    )
+    template = load_rules(config.rules_dir).routing.template
+    with open_keyring(settings.gnupg.home) as keyring, transaction(conn):
+        queue_to_navigator(
+            conn,
+            render_chase_list(chase, navigator=navigator),
+            kind=MessageKind.DIGEST,
+            key=f"chase/{now.isoformat()}",
+            sealer=make_sealer(config, keyring, template=template),
+            now=now,
+            actor=actor,
+        )
+        audit.append(conn, "chase_list.queued", actor=actor, at=now, items=len(chase.items))
+    return True

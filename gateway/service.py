@@ -32,7 +32,7 @@ from gateway.imap_client import MailboxError, connect
 from gateway.keyring import open_keyring
 from gateway.mail_intake import PoliceMailHandler
 from gateway.mailbox_watch import Handler, PollReport, watch_mailbox
-from gateway.operations import dispatch_now
+from gateway.operations import dispatch_now, queue_chase_list, queue_digest
 from gateway.ruleset import load_rules
 from gateway.schedule import next_dispatch
 from gateway.store import open_state, transaction
@@ -94,6 +94,18 @@ class Service:
             scheduler.add_listener(self._missed, EVENT_JOB_MISSED | EVENT_JOB_ERROR)
             self._scheduler = scheduler
             scheduler.start()
+            timetable = self.config.config.schedule
+            for job, at in (("digest", timetable.digest_at), ("chase", timetable.chase_at)):
+                hour, minute = at.split(":")
+                scheduler.add_job(
+                    self._navigator_mail,
+                    "cron",
+                    args=(job,),
+                    hour=int(hour),
+                    minute=int(minute),
+                    id=job,
+                    replace_existing=True,
+                )
             watchers = [
                 threading.Thread(target=self._watch, args=(name, account), name=f"watch-{name}")
                 for name, account in self._accounts().items()
@@ -149,6 +161,21 @@ class Service:
         self.reschedule()
         if self.on_dispatch is not None:
             self.on_dispatch()
+
+    def _navigator_mail(self, job: str, *, only_new: bool = False) -> None:
+        conn = open_state(self.config.database)
+        try:
+            now = self.clock.now()
+            if job == "chase":
+                queued = queue_chase_list(conn, config=self.config, now=now, actor="service")
+            else:
+                queued = queue_digest(
+                    conn, config=self.config, now=now, actor="service", only_new=only_new
+                )
+        finally:
+            conn.close()
+        if queued:
+            self.reschedule()
 
     def _missed(self, event: JobExecutionEvent) -> None:
         # A missed or failed job is on record for the Navigator, and the schedule is rebuilt
@@ -208,8 +235,17 @@ class Service:
             conn.close()
 
     def _after_pass(self, report: PollReport) -> None:
-        if report.handled:
-            self.reschedule()
+        if not report.handled:
+            return
+        # New exceptions after today's digest went out reach the Navigator in another one.
+        if report.mailbox == "mash" and self._past_todays_digest():
+            self._navigator_mail("digest", only_new=True)
+        self.reschedule()
+
+    def _past_todays_digest(self) -> bool:
+        hour, minute = (int(part) for part in self.config.config.schedule.digest_at.split(":"))
+        local = self.clock.now().astimezone(LONDON)
+        return (local.hour, local.minute) >= (hour, minute)
 
 
 def _log_mailbox_error(name: str, error: MailboxError, pause: float) -> None:

@@ -17,6 +17,7 @@ from smtp_sink import SmtpSink
 from gateway.cli import cli
 from gateway.keyring import Keyring, open_keyring
 from gateway.notification_store import notification_from_json
+from gateway.pgpmime import open_sealed
 from gateway.synthetic import SamplePaths, write_sample
 
 BEFORE_NINE = "2026-03-02T08:59:00+00:00"
@@ -24,8 +25,10 @@ AT_NINE = "2026-03-02T09:00:00+00:00"
 
 
 class Day:
-    def __init__(self, sample: SamplePaths, config: Path, keys: dict[str, PgpKey]) -> None:
-        self.sample, self.config, self.keys = sample, config, keys
+    def __init__(
+        self, sample: SamplePaths, config: Path, keys: dict[str, PgpKey], home: Path
+    ) -> None:
+        self.sample, self.config, self.keys, self.home = sample, config, keys, home
 
     def run(self, *args: str, now: str = INTAKE) -> Result:
         result = CliRunner().invoke(cli, ["--config", str(self.config), "--now", now, *args])
@@ -70,7 +73,7 @@ tls = "none"
 """,
         encoding="utf-8",
     )
-    return Day(sample, config, keys)
+    return Day(sample, config, keys, home)
 
 
 def test_the_day_from_intake_to_sealed_messages_at_nine(
@@ -134,3 +137,27 @@ def test_a_second_dispatch_sends_nothing_again(day: Day, smtp_sink: SmtpSink) ->
     again = day.run("dispatch", now="2026-03-02T09:05:00+00:00")
     assert "dispatch: 0 sent" in again.output
     assert len(smtp_sink.received) == sent
+
+
+def test_the_navigator_gets_the_digest_and_the_chase_list_encrypted(
+    day: Day, smtp_sink: SmtpSink, navigator_key: PgpKey
+) -> None:
+    day.run("directory", "import", "--no-progress")
+    day.run("keys", "import", str(day.config.parent.parent / "keys"))
+    day.run("process", str(day.sample.workbook))
+    digest = day.run("digest", now="2026-03-02T08:30:00+00:00")
+    assert "1 sent" in digest.output
+    (received,) = smtp_sink.received
+    assert received.rcpt_tos == (navigator_key.email,)
+    outer = received.data.split(b"\r\n\r\n", 1)[0]
+    assert b"Subject: Gateway digest GW-" in outer
+    assert b"Auto-Submitted: auto-generated" in outer
+    with open_keyring(day.home) as keyring:
+        opened = open_sealed(keyring, received.data)
+    assert opened.signature_valid
+    text = opened.inner.get_body(preferencelist=("plain",))
+    assert text is not None and "xception" in text.get_content()
+
+    day.run("dispatch", now=AT_NINE)
+    chase = day.run("digest", "--chase", now="2026-03-02T14:00:00+00:00")
+    assert "1 sent" in chase.output
