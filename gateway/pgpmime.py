@@ -33,6 +33,12 @@ PREAMBLE = "This is an OpenPGP/MIME encrypted message (RFC 4880 and 3156)"
 # '.' and '_' are outside the armor's alphabet (RFC 4880 §6.3), so no line of the
 # encrypted part can ever contain this boundary (RFC 2046 §5.1.1).
 _BOUNDARY = "encompass.pgpmime_boundary"
+SIGNATURE = "application/pgp-signature"
+SIGNATURE_BEGIN = "-----BEGIN PGP SIGNATURE-----"
+SIGNATURE_END = "-----END PGP SIGNATURE-----"
+SIGNED_PREAMBLE = "This is an OpenPGP/MIME signed message (RFC 4880 and 3156)"
+# A quoted-printable or base64 entity cannot hold "=_" ... checked in `sign` all the same.
+_SIGNED_BOUNDARY = "encompass.pgpmime_signed"
 
 # Headers the outer message sets itself; an extra header may not replace them.
 _OWN_HEADERS = frozenset(
@@ -130,6 +136,25 @@ def _sign_and_encrypt(
     # drain the pipes; on a busy two-core machine starting them costs more than rendering the
     # notification, and this is the one call made per message. communicate() does the same
     # work in one poll loop. The outcome is judged by the same status lines as before.
+    return _run_gpg(
+        keyring,
+        [
+            "--encrypt",
+            "--recipient",
+            recipient.fingerprint,
+            "--armor",
+            "--sign",
+            "--trust-model",
+            "always",  # trust comes from the pinned fingerprint, not the web of trust
+            "--local-user",
+            signer.fingerprint,
+        ],
+        body,
+        passphrase,
+    )
+
+
+def _run_gpg(keyring: Keyring, args: list[str], body: bytes, passphrase: str | None) -> _GpgRun:
     gpg = keyring.gpg
     data = body
     if passphrase is not None:
@@ -142,25 +167,125 @@ def _sign_and_encrypt(
         # an empty passphrase is a line too (python-gnupg sends none, and gpg then takes the
         # entity's first line for it).
         data = f"{passphrase}\n".encode(gpg.encoding) + body
-    command = gpg.make_args(
-        [
-            "--encrypt",
-            "--recipient",
-            recipient.fingerprint,
-            "--armor",
-            "--sign",
-            "--trust-model",
-            "always",  # trust comes from the pinned fingerprint, not the web of trust
-            "--local-user",
-            signer.fingerprint,
-        ],
-        passphrase is not None,
-    )
+    command = gpg.make_args(args, passphrase is not None)
     try:
         done = subprocess.run(command, input=data, capture_output=True, env=gpg.env, check=False)
     except OSError as exc:
         raise SealingError(f"GnuPG cannot be run: {exc}") from exc
     return _GpgRun(done.returncode, done.stdout, done.stderr.decode(gpg.encoding, "replace"))
+
+
+def sign(
+    keyring: Keyring,
+    inner: EmailMessage,
+    *,
+    signer: str,
+    passphrase: str | None,
+    headers: OuterHeaders,
+) -> bytes:
+    """Sign `inner` with `signer` (the Navigator's full fingerprint) without encrypting it,
+    and return the whole RFC 3156 §5 `multipart/signed` message (CRLF line ends).
+
+    Only for mail that carries no personal data (a receipt to the police counts files and
+    children; it names none). The detached signature covers the exact CRLF bytes of `inner`
+    as written here, which must be 7-bit (§5.1: a server on the way may re-encode 8-bit
+    text and so break the signature), so give text parts a quoted-printable or base64
+    transfer encoding when they are not plain ASCII.
+    """
+    signer_key = _primary_key(keyring, signer, "signing (Navigator)")
+    header_block = outer_header_block(headers)  # malformed headers fail before gpg runs
+    body = inner.as_bytes(policy=email.policy.SMTP)
+    if not body.isascii():
+        raise SealingError(
+            "the entity to sign is not 7-bit: give its text a quoted-printable or base64 "
+            "transfer encoding (RFC 3156 §5.1)"
+        )
+    if f"--{_SIGNED_BOUNDARY}".encode("ascii") in body:
+        raise SealingError("the entity to sign contains the multipart/signed boundary")
+    run = _run_gpg(
+        keyring,
+        [
+            "--detach-sign",
+            "--armor",
+            "--digest-algo",
+            "SHA256",  # what micalg=pgp-sha256 announces (RFC 3156 §5)
+            "--local-user",
+            signer_key.fingerprint,
+        ],
+        body,
+        passphrase,
+    )
+    signature = _checked_signature(run, signer_key)
+    return header_block + _signed_body(body, signature)
+
+
+def _checked_signature(run: _GpgRun, signer: KeyInfo) -> str:
+    """The armored detached signature of `run`, once GnuPG says it made exactly one, by
+    `signer`, over SHA-256; else the most specific SealingError."""
+    lines = list(status_lines(run.stderr))
+    keywords = {keyword for keyword, _ in lines}
+    what = f"signing by {signer.fingerprint} failed"
+    failures = [
+        int(args[-1]) & 0xFFFF
+        for keyword, args in lines
+        if keyword == "FAILURE" and args and args[-1].isdigit()
+    ]
+    if "BAD_PASSPHRASE" in keywords or _GPG_ERR_BAD_PASSPHRASE in failures:
+        raise SealingError(f"{what}: the Navigator key's passphrase is wrong")
+    if "MISSING_PASSPHRASE" in keywords or (
+        "NEED_PASSPHRASE" in keywords and "SIG_CREATED" not in keywords
+    ):
+        raise SealingError(f"{what}: the Navigator key needs a passphrase and none was given")
+    for keyword, args in lines:
+        if keyword == "INV_SGNR":
+            raise SealingError(
+                f"{what}: the Navigator's secret key is not usable in this GnuPG home "
+                f"({_INVALID_KEY.get(args[0], 'reason ' + args[0])})"
+            )
+    if run.returncode != 0:
+        raise SealingError(f"{what}: GnuPG exited with status {run.returncode}: {_gpg_error(run)}")
+    signing_keys = {signer.fingerprint, *(s.fingerprint for s in signer.subkeys)}
+    # SIG_CREATED <type> <pk_algo> <hash_algo> <class> <timestamp> <fpr>; hash 8 is SHA-256.
+    signatures = [args for keyword, args in lines if keyword == "SIG_CREATED"]
+    if len(signatures) != 1 or signatures[0][-1] not in signing_keys:
+        raise SealingError(f"{what}: GnuPG reported no signature by the Navigator's key")
+    if signatures[0][0] != "D" or signatures[0][2] != "8":
+        raise SealingError(f"{what}: GnuPG did not make a detached SHA-256 signature")
+    armored = run.output.decode("ascii", errors="replace").strip()
+    if not armored.startswith(SIGNATURE_BEGIN) or not armored.endswith(SIGNATURE_END):
+        raise SealingError(f"{what}: GnuPG's output is not an armored OpenPGP signature")
+    return armored
+
+
+def _signed_body(signed: bytes, armored: str) -> bytes:
+    """The RFC 3156 §5 entity (from its Content-Type on) around the exact bytes `signed`.
+    The CRLF before each delimiter belongs to the delimiter (RFC 2046 §5.1.1), so the
+    signed part is `signed` to the byte."""
+    delimiter = f"--{_SIGNED_BOUNDARY}"
+    head = [
+        f'Content-Type: multipart/signed; micalg=pgp-sha256; protocol="{SIGNATURE}";',
+        f' boundary="{_SIGNED_BOUNDARY}"',
+        "",
+        SIGNED_PREAMBLE,
+        delimiter,
+        "",
+    ]
+    tail = [
+        "",
+        delimiter,
+        f'Content-Type: {SIGNATURE}; name="signature.asc"',
+        "Content-Description: OpenPGP digital signature",
+        'Content-Disposition: attachment; filename="signature.asc"',
+        "",
+        *armored.splitlines(),
+        f"{delimiter}--",
+        "",
+    ]
+    return (
+        "\r\n".join(head).encode("ascii")
+        + signed.removesuffix(b"\r\n")
+        + "\r\n".join(tail).encode("ascii")
+    )
 
 
 def open_sealed(keyring: Keyring, raw: bytes, *, passphrase: str | None = None) -> Opened:
@@ -370,8 +495,13 @@ def _header_line(name: str, value: str) -> bytes:
 
 
 def _outer_bytes(header_block: bytes, armored: str) -> bytes:
-    """The RFC 3156 §4 message around `armored`, written out directly: the email package's
-    generator would cost more than GnuPG itself for these two fixed parts."""
+    return header_block + encrypted_body(armored)
+
+
+def encrypted_body(armored: str) -> bytes:
+    """The RFC 3156 §4 entity around `armored` (from its Content-Type on), written out
+    directly: the email package's generator would cost more than GnuPG itself for these two
+    fixed parts. Also used to rebuild a reply whose mail program flattened it."""
     lines = armored.splitlines()
     delimiter = f"--{_BOUNDARY}"
     body = [
@@ -395,7 +525,7 @@ def _outer_bytes(header_block: bytes, armored: str) -> bytes:
         f"{delimiter}--",
         "",
     ]
-    return header_block + "\r\n".join(body).encode("ascii")
+    return "\r\n".join(body).encode("ascii")
 
 
 def _text_of(part: Message) -> str:

@@ -32,7 +32,14 @@ from email.utils import getaddresses
 from enum import StrEnum
 
 from gateway.outbox import token_from_return_path
-from gateway.pgpmime import ARMOR_BEGIN, ARMOR_END, PREAMBLE, PROTOCOL, OpeningError, encrypted_part
+from gateway.pgpmime import (
+    ARMOR_BEGIN,
+    ARMOR_END,
+    PROTOCOL,
+    OpeningError,
+    encrypted_body,
+    encrypted_part,
+)
 
 # notifications.reference_code: "OE-" and two groups of five Crockford symbols (no I, L, O, U).
 _REFERENCE = re.compile(
@@ -409,9 +416,6 @@ def _canonical_armor(text: str) -> str:
     return "\n".join([ARMOR_BEGIN, "", *body, *([checksum] if checksum else []), ARMOR_END])
 
 
-# '.' and '_' are outside the armor's alphabet (RFC 4880 §6.3), so no line of the encrypted
-# part can ever contain this boundary (RFC 2046 §5.1.1).
-_BOUNDARY = "encompass.repaired_boundary"
 _HEADER_LINE = re.compile(rb"^([!-9;-~]+):")
 
 
@@ -435,27 +439,4 @@ def _outer_headers(raw: bytes) -> bytes:
 
 
 def _rfc3156_body(armored: str) -> bytes:
-    delimiter = f"--{_BOUNDARY}"
-    lines = [
-        "MIME-Version: 1.0",
-        f'Content-Type: multipart/encrypted; protocol="{PROTOCOL}";',
-        f' boundary="{_BOUNDARY}"',
-        "",
-        PREAMBLE,
-        delimiter,
-        f"Content-Type: {PROTOCOL}",
-        "Content-Description: PGP/MIME version identification",
-        "",
-        "Version: 1",
-        "",
-        delimiter,
-        'Content-Type: application/octet-stream; name="encrypted.asc"',
-        "Content-Description: OpenPGP encrypted message",
-        'Content-Disposition: inline; filename="encrypted.asc"',
-        "",
-        *armored.split("\n"),
-        "",
-        f"{delimiter}--",
-        "",
-    ]
-    return "\r\n".join(lines).encode("ascii")
+    return b"MIME-Version: 1.0\r\n" + encrypted_body(armored)
