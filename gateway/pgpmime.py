@@ -37,7 +37,6 @@ SIGNATURE = "application/pgp-signature"
 SIGNATURE_BEGIN = "-----BEGIN PGP SIGNATURE-----"
 SIGNATURE_END = "-----END PGP SIGNATURE-----"
 SIGNED_PREAMBLE = "This is an OpenPGP/MIME signed message (RFC 4880 and 3156)"
-# A quoted-printable or base64 entity cannot hold "=_" ... checked in `sign` all the same.
 _SIGNED_BOUNDARY = "encompass.pgpmime_signed"
 
 # Headers the outer message sets itself; an extra header may not replace them.
@@ -258,9 +257,9 @@ def _checked_signature(run: _GpgRun, signer: KeyInfo) -> str:
 
 
 def _signed_body(signed: bytes, armored: str) -> bytes:
-    """The RFC 3156 §5 entity (from its Content-Type on) around the exact bytes `signed`.
-    The CRLF before each delimiter belongs to the delimiter (RFC 2046 §5.1.1), so the
-    signed part is `signed` to the byte."""
+    """The RFC 3156 §5 entity (from its Content-Type on) around the exact bytes `signed`
+    (which end with CRLF). The CRLF added before the next delimiter belongs to the delimiter
+    (RFC 2046 §5.1.1), so the first part is `signed` to the byte, its last CRLF included."""
     delimiter = f"--{_SIGNED_BOUNDARY}"
     head = [
         f'Content-Type: multipart/signed; micalg=pgp-sha256; protocol="{SIGNATURE}";',
@@ -281,11 +280,7 @@ def _signed_body(signed: bytes, armored: str) -> bytes:
         f"{delimiter}--",
         "",
     ]
-    return (
-        "\r\n".join(head).encode("ascii")
-        + signed.removesuffix(b"\r\n")
-        + "\r\n".join(tail).encode("ascii")
-    )
+    return "\r\n".join(head).encode("ascii") + signed + "\r\n".join(tail).encode("ascii")
 
 
 def open_sealed(keyring: Keyring, raw: bytes, *, passphrase: str | None = None) -> Opened:
