@@ -70,6 +70,7 @@ class MessageKind(StrEnum):
     RECEIPT = "receipt"  # to the police sender: counts only, signed
     FORWARD = "forward"  # a school's reply or unmatched mail, forwarded to the Navigator
     REPLY = "reply"  # to a sender whose mail could not be taken in
+    RETURN_SHEET = "return_sheet"  # to the police sender: their spreadsheet with outcomes
 
 
 # --------------------------------------------------------------------------------------

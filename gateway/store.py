@@ -229,6 +229,18 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX tracking_event_reference ON tracking_event (reference);
     CREATE INDEX tracking_event_message ON tracking_event (message_row);
     """,
+    # A spreadsheet that came by mail keeps its bytes and its authenticated sender, so the
+    # police can be sent it back with each child's outcome (the return sheet), once.
+    """
+    CREATE TABLE intake_source (
+        intake_id INTEGER PRIMARY KEY REFERENCES intake (id),
+        workbook BLOB NOT NULL,
+        sender TEXT NOT NULL,
+        signer TEXT,
+        returned_at TEXT,  -- when its return sheet was queued, or found impossible (audit says)
+        return_message INTEGER REFERENCES message (id)
+    );
+    """,
 )
 
 
