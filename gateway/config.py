@@ -234,6 +234,49 @@ class Mailboxes(Strict):
         }
 
 
+class InboundSmtpSection(Strict):
+    """The optional SMTP listener for police mail routed straight to the gateway: the same
+    intake and sender checks as the MASH inbox. STARTTLS is required before MAIL ("none" only
+    on a loopback address, for tests); it accepts mail for `recipients` only."""
+
+    host: str = "127.0.0.1"  # the address to listen on ("0.0.0.0" for every interface)
+    port: int = Field(default=25, gt=0, lt=65536)
+    # The name in the greeting and in the Received and Authentication-Results lines the
+    # listener adds; by default the machine's fully qualified name.
+    hostname: str | None = None
+    tls: Literal["starttls", "none"] = "starttls"
+    cert_file: Path | None = None  # PEM certificate chain (needed for STARTTLS)
+    key_file: Path | None = None  # its PEM private key
+    recipients: tuple[str, ...]  # the MASH address(es) mail is accepted for
+    max_message_mb: float = Field(default=25, gt=0, le=200)
+    # Every message accepted is kept here as a file, under processed/ or quarantine/ (the
+    # mailbox folders' counterparts): nothing is deleted.
+    spool: Path = Path("state/smtp-spool")
+    timeout_seconds: float = Field(default=300, gt=0, le=3600)
+
+    @field_validator("recipients")
+    @classmethod
+    def _addresses(cls, recipients: tuple[str, ...]) -> tuple[str, ...]:
+        if not recipients:
+            raise ValueError("name at least one address mail is accepted for")
+        for address in recipients:
+            local, at, domain = address.rpartition("@")
+            if not at or not local or "." not in domain or " " in address:
+                raise ValueError(f"{address!r} is not an address (mash@mash.example.org)")
+        return tuple(address.lower() for address in recipients)
+
+    @model_validator(mode="after")
+    def _tls(self) -> InboundSmtpSection:
+        if self.tls == "none" and self.host not in _LOOPBACK_HOSTS:
+            raise ValueError(
+                f'tls = "none" is allowed only when listening on a loopback address '
+                f"({', '.join(_LOOPBACK_HOSTS)}), not {self.host!r}"
+            )
+        if self.tls == "starttls" and (self.cert_file is None or self.key_file is None):
+            raise ValueError('tls = "starttls" needs cert_file and key_file')
+        return self
+
+
 ClockTime = Annotated[str, StringConstraints(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
 
 
@@ -257,6 +300,24 @@ class Config(Strict):
     police: PoliceSection | None = None  # needed only by mailbox intake
     schedule: ScheduleSection = ScheduleSection()
     mailboxes: Mailboxes | None = None  # needed only by the mailbox service and poll
+    inbound_smtp: InboundSmtpSection | None = None  # the optional SMTP listener (`run`)
+
+    @model_validator(mode="after")
+    def _smtp_intake_can_authenticate(self) -> Config:
+        # Mail that comes straight to the listener has passed no server that checked its
+        # DKIM: the listener writes its own "none" Authentication-Results on top (so a forged
+        # one below is never believed), and only an OpenPGP signature can prove the sender.
+        if self.inbound_smtp is None:
+            return self
+        if self.police is None:
+            raise ValueError("[inbound_smtp] needs the [police] section: who may send, and how")
+        if self.police.authentication in ("dkim", "both"):
+            raise ValueError(
+                f"[inbound_smtp] cannot be used with police authentication = "
+                f'"{self.police.authentication}": mail received directly has no trusted '
+                'Authentication-Results; use "pgp" or "either"'
+            )
+        return self
 
 
 @dataclass(frozen=True)
@@ -339,6 +400,14 @@ def _absolute(config: Config, base: Path) -> Config:
                         }
                     )
                     for name, account in config.mailboxes.accounts().items()
+                }
+            ),
+            "inbound_smtp": config.inbound_smtp
+            and config.inbound_smtp.model_copy(
+                update={
+                    name: fix(value)
+                    for name in ("cert_file", "key_file", "spool")
+                    if (value := getattr(config.inbound_smtp, name)) is not None
                 }
             ),
             "directory": directory.model_copy(
