@@ -319,11 +319,13 @@ def poll(obj: Context) -> None:
     with open_keyring(settings.gnupg.home) as keyring:
         for name, account in mailboxes.accounts().items():
             handle: Handler
+            rules = load_rules(obj.config.rules_dir)
             if name == "mash":
-                rules = load_rules(obj.config.rules_dir)
                 handle = PoliceMailHandler(conn, obj.config, rules, keyring, clock, "poll:mash")
             else:
-                handle = TrackingHandler(conn, settings.dispatch, clock, f"poll:{name}")
+                handle = TrackingHandler(
+                    conn, obj.config, keyring, clock, f"poll:{name}", rules.routing.template
+                )
             report = poll_mailbox(
                 conn, connect, account, mailbox=name, handle=handle, now=now, actor=f"poll:{name}"
             )

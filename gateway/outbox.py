@@ -4,6 +4,8 @@
       ^          │
       │          ├──> failed (a temporary failure; due again at next_attempt) ──> sending …
       │          └──> exception (refused for good, or out of time: a person must look)
+      │
+    sent ──> exception (bounced: a permanent delivery report came back, `mark_bounced`)
 
 Every transition is its own committed transaction together with its audit entry, so after a
 crash the table says exactly how far each message got. A message left in `sending` was
@@ -329,6 +331,42 @@ def mark_exception(
             exception_kind=kind.value,
         )
         _follow(conn, message, at=at, actor=actor, kind=kind, reason=error)
+    return get_message(conn, row)
+
+
+def mark_bounced(
+    conn: sqlite3.Connection,
+    row: int,
+    *,
+    status: str | None,
+    error: str,
+    at: datetime,
+    actor: str,
+) -> OutboxMessage:
+    """A message the server accepted came back undeliverable for good (a permanent delivery
+    report, RFC 3464): it and its notification become exceptions (send_failed).
+
+    Joins the caller's transaction: the report that says so is recorded (tracking event,
+    mail ledger) in the same commit. A message still `sending` is accepted too — the server
+    took it and the run died before recording that — so its bounce is not lost.
+    """
+    with transaction(conn):
+        message = _expect(conn, row, MessageState.SENT, MessageState.SENDING)
+        conn.execute(
+            "UPDATE message SET state = ?, next_attempt = NULL, last_error = ? WHERE id = ?",
+            (MessageState.EXCEPTION.value, error, row),
+        )
+        _audit(
+            conn,
+            "message.bounced",
+            message,
+            attempt=message.attempts,
+            at=at,
+            actor=actor,
+            status=status,
+            exception_kind=ExceptionKind.SEND_FAILED.value,
+        )
+        _follow(conn, message, at=at, actor=actor, kind=ExceptionKind.SEND_FAILED, reason=error)
     return get_message(conn, row)
 
 

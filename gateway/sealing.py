@@ -93,7 +93,7 @@ def seal_planned(
         for notification in notification_store.planned(conn):
             choice = choose_recipients(
                 directory.contacts(notification.urn),
-                lambda contact: _key_verdict(sealer.keyring, contact, now),
+                lambda contact: key_verdict(sealer.keyring, contact, now),
             )
             if choice.exception is not None:
                 writes.append(partial(_record_exception, conn, notification, choice, now, actor))
@@ -123,7 +123,8 @@ def _commit(conn: sqlite3.Connection, writes: list[Callable[[], None]]) -> None:
                 write()
 
 
-def _key_verdict(keyring: Keyring, contact: Contact, at: datetime) -> KeyVerdict:
+def key_verdict(keyring: Keyring, contact: Contact, at: datetime) -> KeyVerdict:
+    """The contact's pinned key checked at `at`, as `choose_recipients` takes it."""
     check = keyring.check(contact.fingerprint, email=contact.email, at=at)
     return KeyVerdict(check.exception_kind, check.reason)
 
@@ -184,7 +185,45 @@ def _record_sealed(
     now: datetime,
     actor: str,
 ) -> None:
-    for message in messages:
+    _store(conn, notification, messages, due=notification.due, now=now, actor=actor)
+    _record_passed_over(conn, notification, choice, now=now, actor=actor)
+    notification_store.mark(
+        conn, notification.reference, NotificationState.SEALED, at=now, actor=actor
+    )
+
+
+def seal_for_more(
+    conn: sqlite3.Connection,
+    notification: Notification,
+    choice: RecipientChoice,
+    *,
+    sealer: Sealer,
+    now: datetime,
+    actor: str,
+) -> tuple[int, ...]:
+    """Seal an already sealed notification for `choice`'s recipients too, due `now` (a resend
+    to a school's stand-ins); returns the new messages' row ids.
+
+    The notification's state is left to its messages (gateway/outbox.py): an exception stays
+    one until a person resolves it, a sent one is sending again until these have left.
+    """
+    messages = _seal_for_recipients(notification, choice, sealer=sealer, now=now)
+    with transaction(conn):
+        rows = _store(conn, notification, messages, due=now, now=now, actor=actor)
+        _record_passed_over(conn, notification, choice, now=now, actor=actor)
+    return rows
+
+
+def _store(
+    conn: sqlite3.Connection,
+    notification: Notification,
+    messages: list[_Sealed],
+    *,
+    due: datetime,
+    now: datetime,
+    actor: str,
+) -> tuple[int, ...]:
+    return tuple(
         outbox.store_sealed(
             conn,
             reference=notification.reference,
@@ -193,14 +232,12 @@ def _record_sealed(
             fingerprint=message.contact.fingerprint,
             message_id=message.message_id,
             return_path=message.return_path,
-            due=notification.due,
+            due=due,
             body=message.body,
             sealed_at=now,
             actor=actor,
         )
-    _record_passed_over(conn, notification, choice, now=now, actor=actor)
-    notification_store.mark(
-        conn, notification.reference, NotificationState.SEALED, at=now, actor=actor
+        for message in messages
     )
 
 

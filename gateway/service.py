@@ -204,14 +204,19 @@ class Service:
         try:
             with open_keyring(self.config.config.gnupg.home) as keyring:
                 handle: Handler
+                rules = load_rules(self.config.rules_dir)
                 if name == "mash":
-                    rules = load_rules(self.config.rules_dir)
                     handle = PoliceMailHandler(
                         conn, self.config, rules, keyring, self.clock, f"service:{name}"
                     )
                 else:
                     handle = TrackingHandler(
-                        conn, self.config.config.dispatch, self.clock, f"service:{name}"
+                        conn,
+                        self.config,
+                        keyring,
+                        self.clock,
+                        f"service:{name}",
+                        rules.routing.template,
                     )
                 watch_mailbox(
                     conn,

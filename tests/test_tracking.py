@@ -1,0 +1,399 @@
+"""What the gateway does about what comes back to the Navigator's mailbox: a notification
+that bounced or met an out-of-office reply is resent to the school's deputy DSL, the
+Navigator is alerted when a person must act, and replies reach the Navigator decrypted and
+sealed again. Real GnuPG, a real state database; the mail as servers and clients write it
+(tests/mail_corpus.py)."""
+
+from __future__ import annotations
+
+import base64
+import email.policy
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.parser import BytesParser
+
+import pytest
+from conftest import CHILD, DISPATCH, SIBLING_ELSEWHERE, SealedOutbox
+from invariants import assert_sealed
+from mail_corpus import (
+    DEPUTY,
+    DSL,
+    MESSAGE_ID,
+    NAVIGATOR,
+    REFERENCE,
+    SUBJECT,
+    crlf,
+    own_digest,
+    postfix_dsn,
+    sieve_vacation,
+)
+from pgp_keys import PgpKey
+
+from gateway import outbox
+from gateway.clock import FixedClock
+from gateway.config import Config, LoadedConfig, NavigatorSection
+from gateway.keyring import Keyring
+from gateway.mail_ledger import Disposition, DispositionKind, LedgerKey
+from gateway.model import ContactRole
+from gateway.outbox import MessageState, OutboxMessage
+from gateway.pgpmime import OuterHeaders, encrypted_part, open_sealed, seal
+from gateway.tracking import NEEDS_A_PERSON, OWN_MAIL, TrackingHandler
+
+INCIDENT = "CC/20260301/0412"  # the corpus's reference is this incident at this school
+URN = 110231
+SENT_AT = datetime(2026, 3, 2, 9, 0, 2, tzinfo=UTC)
+NOW = datetime(2026, 3, 2, 9, 20, tzinfo=UTC)
+REPLY_TEXT = "We will speak to the child this morning. Thank you."
+
+
+@dataclass
+class Mailbox:
+    """The Navigator's mailbox as the tracking handler meets it, over a sealed outbox."""
+
+    outbox: SealedOutbox
+    handler: TrackingHandler
+    sent: OutboxMessage  # the notification to the DSL, sent at 09:00
+    uid: int = 0
+
+    def arrives(self, raw: bytes) -> Disposition:
+        self.uid += 1
+        return self.handler(raw, LedgerKey("navigator", 7, self.uid))
+
+    def messages(self, where: str = "1", *args: object) -> list[OutboxMessage]:
+        rows = self.outbox.conn.execute(f"SELECT id FROM message WHERE {where} ORDER BY id", args)
+        return [outbox.get_message(self.outbox.conn, row["id"]) for row in rows]
+
+    def to_navigator(self) -> list[EmailMessage]:
+        """The gateway's own mail queued to the Navigator, opened with the Navigator's key."""
+        return [
+            open_sealed(self.outbox.keyring, message.body).inner
+            for message in self.messages("recipient = ?", NAVIGATOR)
+        ]
+
+    def list_contact(self, role: ContactRole, address: str, fingerprint: str) -> None:
+        self.outbox.conn.execute(
+            "INSERT INTO contact (urn, role, name, email, phone, fingerprint)"
+            " VALUES (?, ?, 'Contact', ?, '01234 567890', ?)",
+            (URN, role.value, address, fingerprint),
+        )
+
+
+@pytest.fixture
+def mailbox(sealed_outbox: SealedOutbox, navigator_key: PgpKey) -> Mailbox:
+    """The corpus's notification sealed to the school's DSL and sent; the DSL is listed."""
+    (message,) = sealed_outbox.add(INCIDENT, recipients=[("dsl", DSL)], urn=URN)
+    assert message.message_id == MESSAGE_ID
+    conn = sealed_outbox.conn
+    outbox.mark_sending(conn, message.id, at=SENT_AT, actor="test")
+    sent = outbox.mark_sent(conn, message.id, sent_at=SENT_AT, actor="test")
+    config = LoadedConfig(
+        None,
+        Config(
+            navigator=NavigatorSection(email=NAVIGATOR, fingerprint=navigator_key.fingerprint),
+            dispatch=DISPATCH,
+        ),
+    )
+    handler = TrackingHandler(
+        conn, config, sealed_outbox.keyring, FixedClock(NOW), "test:navigator", "full"
+    )
+    box = Mailbox(sealed_outbox, handler, sent)
+    box.list_contact(ContactRole.DSL, DSL, message.fingerprint)
+    return box
+
+
+@pytest.fixture
+def deputy(mailbox: Mailbox) -> PgpKey:
+    """The school's deputy DSL, listed with a key pinned and in the gateway's keyring."""
+    key = mailbox.outbox.key_factory.make(DEPUTY)
+    key.install_public(mailbox.outbox.keyring)
+    mailbox.list_contact(ContactRole.DEPUTY_DSL, DEPUTY, key.fingerprint)
+    return key
+
+
+def _permanent_bounce() -> bytes:
+    return postfix_dsn(
+        "failed",
+        "5.1.1",
+        "550 5.1.1 <dsl@fenland-primary.example.org>: Recipient address rejected",
+        subject="Undelivered Mail Returned to Sender",
+    )
+
+
+def _assert_sent_to_deputy(mailbox: Mailbox, deputy: PgpKey) -> OutboxMessage:
+    (resent,) = mailbox.messages("recipient = ?", DEPUTY)
+    assert resent.reference == REFERENCE
+    assert resent.kind is outbox.MessageKind.NOTIFICATION
+    assert resent.contact_role == "deputy_dsl"
+    assert resent.message_id == outbox.message_id_for(REFERENCE, DEPUTY, DISPATCH.domain)
+    assert resent.message_id != mailbox.sent.message_id
+    assert (resent.state, resent.due) == (MessageState.SEALED, NOW)
+    assert resent.fingerprint == deputy.fingerprint
+    assert_sealed(
+        resent.body,
+        recipient_home_or_keyring=mailbox.outbox.recipient_home(deputy),
+        navigator_fingerprint=mailbox.outbox.navigator.fingerprint,
+        reference=REFERENCE,
+        must_contain=[CHILD.display_name],
+        must_not_contain=[SIBLING_ELSEWHERE.display_name],
+        dates_of_birth=[d for d in (CHILD.dob, SIBLING_ELSEWHERE.dob) if d is not None],
+    )
+    return resent
+
+
+# --------------------------------------------------------------------------------------
+# Permanent bounces
+
+
+def test_a_permanent_bounce_makes_the_message_and_its_notification_exceptions(
+    mailbox: Mailbox, deputy: PgpKey
+) -> None:
+    disposition = mailbox.arrives(_permanent_bounce())
+    bounced = outbox.get_message(mailbox.outbox.conn, mailbox.sent.id)
+    assert bounced.state is MessageState.EXCEPTION
+    assert "5.1.1" in bounced.last_error
+    notification = mailbox.outbox.conn.execute(
+        "SELECT state, exception_kind, reason FROM notification WHERE reference = ?",
+        (REFERENCE,),
+    ).fetchone()
+    assert (notification["state"], notification["exception_kind"]) == ("exception", "send_failed")
+    assert "5.1.1" in notification["reason"]
+    assert disposition.flag == NEEDS_A_PERSON
+    events = [row["event"] for row in mailbox.outbox.conn.execute("SELECT event FROM audit")]
+    assert "message.bounced" in events
+
+
+def test_a_permanent_bounce_resends_the_notification_to_the_deputy_dsl(
+    mailbox: Mailbox, deputy: PgpKey
+) -> None:
+    mailbox.arrives(_permanent_bounce())
+    _assert_sent_to_deputy(mailbox, deputy)
+
+
+def test_a_permanent_bounce_alerts_the_navigator_with_the_status_and_the_deputy(
+    mailbox: Mailbox, deputy: PgpKey
+) -> None:
+    mailbox.arrives(_permanent_bounce())
+    (alert,) = mailbox.to_navigator()
+    text = alert.get_content()
+    assert REFERENCE in text and "5.1.1" in text
+    assert "sent now to the school's deputy DSL" in text
+
+
+def test_a_bounce_with_no_deputy_holding_a_usable_key_alerts_that_nobody_was_sent_it(
+    mailbox: Mailbox,
+) -> None:
+    mailbox.list_contact(ContactRole.DEPUTY_DSL, DEPUTY, "")  # listed, no key pinned
+    mailbox.arrives(_permanent_bounce())
+    assert mailbox.messages("recipient = ?", DEPUTY) == []
+    (alert,) = mailbox.to_navigator()
+    text = " ".join(alert.get_content().split())
+    assert "Nobody else at the school could be sent it" in text
+    assert "no pinned key" in text
+
+
+def test_the_same_bounce_twice_resends_and_alerts_once(mailbox: Mailbox, deputy: PgpKey) -> None:
+    mailbox.arrives(_permanent_bounce())
+    mailbox.arrives(_permanent_bounce())
+    assert len(mailbox.messages("recipient = ?", DEPUTY)) == 1
+    assert len(mailbox.to_navigator()) == 1
+
+
+def test_a_delayed_bounce_is_noted_and_nothing_is_resent(mailbox: Mailbox, deputy: PgpKey) -> None:
+    delayed = postfix_dsn(
+        "delayed",
+        "4.4.1",
+        "connect to mx.fenland-primary.example.org[198.51.100.25]:25: Connection timed out",
+        subject="Delayed Mail (still being retried)",
+    )
+    disposition = mailbox.arrives(delayed)
+    assert disposition.flag is None
+    assert [m.id for m in mailbox.messages()] == [mailbox.sent.id]
+    assert outbox.get_message(mailbox.outbox.conn, mailbox.sent.id).state is MessageState.SENT
+    kinds = [row[0] for row in mailbox.outbox.conn.execute("SELECT kind FROM tracking_event")]
+    assert kinds == ["bounce_delayed"]
+
+
+# --------------------------------------------------------------------------------------
+# Out-of-office replies
+
+
+def test_an_out_of_office_reply_resends_the_notification_to_the_deputy_dsl(
+    mailbox: Mailbox, deputy: PgpKey
+) -> None:
+    disposition = mailbox.arrives(sieve_vacation())
+    _assert_sent_to_deputy(mailbox, deputy)
+    assert outbox.get_message(mailbox.outbox.conn, mailbox.sent.id).state is MessageState.SENT
+    assert mailbox.to_navigator() == []  # the flagged reply is the note
+    assert disposition.flag == NEEDS_A_PERSON
+
+
+def test_an_out_of_office_reply_with_nobody_else_to_send_it_to_alerts_the_navigator(
+    mailbox: Mailbox,
+) -> None:
+    mailbox.arrives(sieve_vacation())
+    assert [m.id for m in mailbox.messages("kind = 'notification'")] == [mailbox.sent.id]
+    (alert,) = mailbox.to_navigator()
+    text = " ".join(alert.get_content().split())
+    assert "out-of-office" in text and REFERENCE in text
+    assert "Nobody else at the school could be sent it" in text
+
+
+def test_a_repeated_out_of_office_reply_does_not_alert_after_the_deputy_was_sent_it(
+    mailbox: Mailbox, deputy: PgpKey
+) -> None:
+    mailbox.arrives(sieve_vacation())
+    mailbox.arrives(sieve_vacation())
+    assert len(mailbox.messages("recipient = ?", DEPUTY)) == 1
+    assert mailbox.to_navigator() == []
+
+
+# --------------------------------------------------------------------------------------
+# Replies
+
+
+def _encrypted_reply(dsl: PgpKey, navigator: PgpKey, home: Keyring) -> bytes:
+    """The DSL's reply, encrypted by their own client to the Navigator and signed."""
+    inner = EmailMessage()
+    inner["Subject"] = f"Re: {SUBJECT}"
+    inner.set_content(REPLY_TEXT + "\n")
+    return seal(
+        home,
+        inner,
+        recipient=navigator.fingerprint,
+        signer=dsl.fingerprint,
+        passphrase=dsl.passphrase,
+        headers=OuterHeaders(
+            from_addr=DSL,
+            to_addr=NAVIGATOR,
+            subject=f"RE: {SUBJECT}",
+            date=datetime(2026, 3, 2, 10, 45, tzinfo=UTC),
+            message_id="<reply.1@fenland-primary.example.org>",
+            extra=(("In-Reply-To", MESSAGE_ID),),
+        ),
+    )
+
+
+def _outlook_flattened(sealed: bytes) -> bytes:
+    """What Exchange leaves of an RFC 3156 reply: multipart/mixed, the two parts as base64
+    attachments, the armor re-wrapped with trailing blanks, and only the subject to go by."""
+    armor = encrypted_part(sealed).decode("ascii")
+    rewrapped = "\r\n".join(line + "  " for line in armor.splitlines()) + "\r\n"
+    encoded = base64.encodebytes(rewrapped.encode()).decode().replace("\n", "\n        ")
+    return crlf(f"""
+        From: {DSL}
+        To: {NAVIGATOR}
+        Subject: RE: {SUBJECT}
+        Date: Mon, 2 Mar 2026 10:45:00 +0000
+        Message-ID: <AM0PR01MB53459A8B@AM0PR01MB5345.eurprd01.prod.exchangelabs.com>
+        Content-Type: multipart/mixed; boundary="_003_mangled_"
+        MIME-Version: 1.0
+
+        --_003_mangled_
+        Content-Type: text/plain; charset="us-ascii"
+
+        --_003_mangled_
+        Content-Type: application/pgp-encrypted; name="PGPMIME version identification"
+        Content-Disposition: attachment; filename="PGPMIME version identification"
+        Content-Transfer-Encoding: base64
+
+        {base64.b64encode(b"Version: 1").decode()}
+
+        --_003_mangled_
+        Content-Type: application/octet-stream; name="encrypted.asc"
+        Content-Disposition: attachment; filename="encrypted.asc"
+        Content-Transfer-Encoding: base64
+
+        {encoded}
+        --_003_mangled_--
+        """)
+
+
+@pytest.mark.parametrize(
+    "form", [lambda sealed: sealed, _outlook_flattened], ids=["pgp_mime", "outlook_mangled"]
+)
+def test_an_encrypted_reply_is_forwarded_decrypted_to_the_navigator_sealed(
+    mailbox: Mailbox,
+    navigator_key: PgpKey,
+    recipient_home: Callable[[PgpKey], Keyring],
+    form: Callable[[bytes], bytes],
+) -> None:
+    dsl = mailbox.outbox.key_factory.make(DSL)
+    reply = form(_encrypted_reply(dsl, navigator_key, recipient_home(dsl)))
+    disposition = mailbox.arrives(reply)
+    assert disposition.flag == NEEDS_A_PERSON  # the original stays, flagged
+    (forward,) = mailbox.messages("kind = 'forward'")
+    assert forward.recipient == NAVIGATOR
+    inner = assert_sealed(
+        forward.body,
+        recipient_home_or_keyring=mailbox.outbox.keyring,
+        navigator_fingerprint=navigator_key.fingerprint,
+        reference=forward.reference,
+        must_contain=[REPLY_TEXT, REFERENCE, "Example Primary", f"URN {URN}"],
+        must_not_contain=[],
+    )
+    body = inner.get_body(("plain",))
+    assert body is not None
+    text = " ".join(body.get_content().split())
+    assert f"valid signature by key {dsl.fingerprint}" in text
+    assert REPLY_TEXT in text
+    outer = BytesParser(policy=email.policy.default).parsebytes(forward.body)
+    assert outer["Auto-Submitted"] == "auto-generated"
+
+
+def test_a_plain_reply_is_forwarded_to_the_navigator_sealed(mailbox: Mailbox) -> None:
+    reply = crlf(f"""
+        From: {DSL}
+        To: {NAVIGATOR}
+        Subject: Re: {SUBJECT}
+        In-Reply-To: {MESSAGE_ID}
+        Message-ID: <plain.1@fenland-primary.example.org>
+        Date: Mon, 2 Mar 2026 09:40:00 +0000
+
+        {REPLY_TEXT}
+        """)
+    mailbox.arrives(reply)
+    (forward,) = mailbox.to_navigator()
+    text = " ".join(forward.get_content().split())
+    assert REPLY_TEXT in text and REFERENCE in text and "not encrypted" in text
+
+
+def test_a_reply_the_navigators_key_cannot_open_is_still_passed_on(
+    mailbox: Mailbox, recipient_home: Callable[[PgpKey], Keyring]
+) -> None:
+    dsl = mailbox.outbox.key_factory.make(DSL)
+    stranger = mailbox.outbox.key_factory.make("someone@elsewhere.example.org")
+    home = recipient_home(dsl)
+    stranger.install_public(home)
+    reply = _encrypted_reply(dsl, stranger, home)  # encrypted to the wrong key
+    mailbox.arrives(reply)
+    (forward,) = mailbox.to_navigator()
+    assert "could not be opened with the Navigator's key" in forward.get_content()
+
+
+# --------------------------------------------------------------------------------------
+# Never answered
+
+
+def test_the_gateways_own_mail_is_never_answered_and_stays_for_the_navigator(
+    mailbox: Mailbox, deputy: PgpKey
+) -> None:
+    disposition = mailbox.arrives(own_digest())
+    assert (disposition.kind, disposition.flag) == (DispositionKind.IGNORED, OWN_MAIL)
+    assert [m.id for m in mailbox.messages()] == [mailbox.sent.id]
+
+
+def test_unmatched_mail_is_flagged_for_the_navigator_and_not_forwarded(mailbox: Mailbox) -> None:
+    stray = crlf(f"""
+        From: parent@example.net
+        To: {NAVIGATOR}
+        Subject: A question
+        Message-ID: <stray.1@example.net>
+        Date: Mon, 2 Mar 2026 09:40:00 +0000
+
+        Hello.
+        """)
+    disposition = mailbox.arrives(stray)
+    assert disposition.flag == NEEDS_A_PERSON
+    assert [m.id for m in mailbox.messages()] == [mailbox.sent.id]
