@@ -79,6 +79,56 @@ Fingerprint = Annotated[str, StringConstraints(pattern=r"^[0-9A-F]{40}$")]
 _LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 
 
+Tenant = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]*$")]
+OFFICE365_SCOPE = "https://outlook.office365.com/.default"
+
+
+class OAuth2Section(Strict):
+    """App-only OAuth2 for Microsoft 365 (XOAUTH2): the client-credentials grant of an Entra ID
+    app registration, tokens from MSAL (gateway/oauth.py). Used as `smtp.oauth2` or
+    `mailboxes.<name>.oauth2` instead of a password; the username stays the mailbox's address.
+    """
+
+    tenant_id: Tenant  # the directory (tenant) ID, or its domain (contoso.onmicrosoft.com)
+    client_id: str  # the application (client) ID of the app registration
+    # How the app proves itself: a client secret, or a certificate (a .pfx/.p12 file holding
+    # its private key) uploaded to the app registration — exactly one.
+    client_secret: SecretRef | None = None
+    certificate: Path | None = None
+    certificate_passphrase: SecretRef | None = None
+    scope: str = OFFICE365_SCOPE
+    authority: str | None = None  # default https://login.microsoftonline.com/<tenant_id>
+    # MSAL's token cache kept across restarts (written 0600); without it, in memory only.
+    cache_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> OAuth2Section:
+        if (self.client_secret is None) == (self.certificate is None):
+            raise ValueError("give exactly one of client_secret or certificate")
+        if self.certificate_passphrase is not None and self.certificate is None:
+            raise ValueError("certificate_passphrase is set but certificate is not")
+        if self.authority is not None and not self.authority.startswith("https://"):
+            raise ValueError(f"authority must be an https:// address, not {self.authority!r}")
+        return self
+
+    @property
+    def authority_url(self) -> str:
+        return self.authority or f"https://login.microsoftonline.com/{self.tenant_id}"
+
+
+def _one_login(username: str | None, password: object, oauth2: object, *, required: bool) -> None:
+    if password is not None and oauth2 is not None:
+        raise ValueError(
+            "password and oauth2 are both set; give one: a password, or oauth2 for Microsoft 365"
+        )
+    if username is None and (password is not None or oauth2 is not None):
+        raise ValueError(
+            f"{'password' if password is not None else 'oauth2'} is set but username is not"
+        )
+    if required and username is not None and password is None and oauth2 is None:
+        raise ValueError("username is set: give password or oauth2 as well")
+
+
 class NavigatorSection(Strict):
     """The Education Navigator: the sender of every notification and signer of every message."""
 
@@ -113,6 +163,7 @@ class SmtpSection(Strict):
     tls: Literal["starttls", "implicit", "none"] = "starttls"
     username: str | None = None
     password: SecretRef | None = None
+    oauth2: OAuth2Section | None = None  # instead of password: Microsoft 365 (XOAUTH2)
     ca_file: Path | None = None  # trust this CA instead of the system's (a private relay)
     timeout_seconds: float = Field(default=30, gt=0, le=600)
 
@@ -123,8 +174,9 @@ class SmtpSection(Strict):
                 f'tls = "none" is allowed only for a loopback test server '
                 f"({', '.join(_LOOPBACK_HOSTS)}), not {self.host!r}"
             )
-        if self.password is not None and self.username is None:
-            raise ValueError("password is set but username is not")
+        # The password may also be handed to the transport directly (SmtpTransport.open),
+        # which refuses a username with neither.
+        _one_login(self.username, self.password, self.oauth2, required=False)
         return self
 
 
@@ -186,15 +238,16 @@ class PoliceSection(Strict):
 class ImapSection(Strict):
     """One IMAP mailbox the gateway reads: TLS required ("none" only for a loopback test server).
 
-    Login is by username and password (from the environment or a secret file). OAuth2
-    XOAUTH2 for Microsoft 365 will be a sibling of `password` here, one of the two required.
+    Login is by username and either password (from the environment or a secret file) or
+    oauth2 (XOAUTH2 with an app-only token, for Microsoft 365): exactly one of the two.
     """
 
     host: str
     port: int = Field(default=993, gt=0, lt=65536)
     tls: Literal["implicit", "starttls", "none"] = "implicit"
     username: str
-    password: SecretRef
+    password: SecretRef | None = None
+    oauth2: OAuth2Section | None = None
     ca_file: Path | None = None  # trust this CA instead of the system's (a private server)
     timeout_seconds: float = Field(default=30, gt=0, le=600)
     # IMAP servers may drop a client idle for 30 minutes (RFC 2177 §3): IDLE is re-issued,
@@ -216,6 +269,7 @@ class ImapSection(Strict):
             raise ValueError(
                 "inbox, processed_folder and quarantine_folder must be three different folders"
             )
+        _one_login(self.username, self.password, self.oauth2, required=True)
         return self
 
 
@@ -371,6 +425,18 @@ def _absolute(config: Config, base: Path) -> Config:
             return ref
         return SecretRef(file=fix(ref.file))
 
+    def oauth2(section: OAuth2Section | None) -> OAuth2Section | None:
+        if section is None:
+            return None
+        return section.model_copy(
+            update={
+                "client_secret": secret(section.client_secret),
+                "certificate": section.certificate and fix(section.certificate),
+                "certificate_passphrase": secret(section.certificate_passphrase),
+                "cache_file": section.cache_file and fix(section.cache_file),
+            }
+        )
+
     directory = config.directory
     return config.model_copy(
         update={
@@ -381,6 +447,7 @@ def _absolute(config: Config, base: Path) -> Config:
                 update={
                     "ca_file": config.smtp.ca_file and fix(config.smtp.ca_file),
                     "password": secret(config.smtp.password),
+                    "oauth2": oauth2(config.smtp.oauth2),
                 }
             ),
             "navigator": config.navigator.model_copy(
@@ -397,6 +464,7 @@ def _absolute(config: Config, base: Path) -> Config:
                         update={
                             "ca_file": account.ca_file and fix(account.ca_file),
                             "password": secret(account.password),
+                            "oauth2": oauth2(account.oauth2),
                         }
                     )
                     for name, account in config.mailboxes.accounts().items()

@@ -30,6 +30,7 @@ from imapclient.exceptions import (
 
 from gateway.config import ImapSection
 from gateway.errors import GatewayError
+from gateway.oauth import TokenSource, TokenUnavailable, token_source_for
 
 # How often a wait looks at its `stop` event: the longest a shutdown waits on an idle mailbox.
 _CHECK_SECONDS = 1.0
@@ -53,7 +54,8 @@ class MailboxInsecure(MailboxError):
 
 
 class MailboxLoginRefused(MailboxError):
-    """Raised when the server refuses the configured username and password."""
+    """Raised when the server refuses the configured username and password (or OAuth2
+    token), or no OAuth2 token can be obtained for the login."""
 
 
 class MailboxCommandFailed(MailboxError):
@@ -68,7 +70,8 @@ class MessageGone(MailboxError):
 
 class MailboxClient:
     """One logged-in IMAP session. Open it with `MailboxClient.open(account, password=...)`
-    (or `connect(account)`), and close it (or use `with`)."""
+    or `MailboxClient.open(account, token_source=...)` (XOAUTH2), or `connect(account)`, and
+    close it (or use `with`)."""
 
     def __init__(self, imap: IMAPClient, account: ImapSection) -> None:
         self._imap = imap
@@ -76,9 +79,17 @@ class MailboxClient:
         self._where = f"IMAP server {account.host}:{account.port}"
 
     @classmethod
-    def open(cls, account: ImapSection, *, password: str) -> MailboxClient:
-        """Connect, secure and log in now. Raises MailboxUnavailable, MailboxInsecure or
-        MailboxLoginRefused."""
+    def open(
+        cls,
+        account: ImapSection,
+        *,
+        password: str | None = None,
+        token_source: TokenSource | None = None,
+    ) -> MailboxClient:
+        """Connect, secure and log in now, with `password` or else an XOAUTH2 token from
+        `token_source`. Raises MailboxUnavailable, MailboxInsecure or MailboxLoginRefused."""
+        if (password is None) == (token_source is None):
+            raise ValueError("give exactly one of password and token_source")
         where = f"IMAP server {account.host}:{account.port}"
         context = (
             ssl.create_default_context(cafile=str(account.ca_file))
@@ -101,7 +112,11 @@ class MailboxClient:
             # tls = "none" is accepted by the configuration only for a loopback host: the
             # password never crosses a network in the clear.
             with _translated(where, "logging in"):
-                imap.login(account.username, password)
+                if password is not None:
+                    imap.login(account.username, password)
+                else:
+                    assert token_source is not None
+                    imap.oauth2_login(account.username, _token(token_source, where))
         except BaseException:
             client._discard()
             raise
@@ -261,9 +276,20 @@ class MailboxClient:
 
 
 def connect(account: ImapSection) -> MailboxClient:
-    """Open `account` with its configured password (the default client factory).
-    Raises SecretError when the password cannot be read, else as `MailboxClient.open`."""
+    """Open `account` with its configured password or OAuth2 app (the default client
+    factory). Raises SecretError when the password cannot be read, else as
+    `MailboxClient.open`."""
+    if account.oauth2 is not None:
+        return MailboxClient.open(account, token_source=token_source_for(account.oauth2))
+    assert account.password is not None  # the configuration requires one of the two
     return MailboxClient.open(account, password=account.password.resolve())
+
+
+def _token(source: TokenSource, where: str) -> str:
+    try:
+        return source.token()
+    except TokenUnavailable as exc:
+        raise MailboxLoginRefused(f"no OAuth2 token for logging in to {where}: {exc}") from exc
 
 
 def _is_set(stop: threading.Event | None) -> bool:

@@ -15,6 +15,7 @@ from types import TracebackType
 
 from gateway.config import SmtpSection
 from gateway.errors import ConfigError, GatewayError
+from gateway.oauth import TokenSource, TokenUnavailable, token_source_for, xoauth2
 
 # RFC 5321 §3.8 and §4.2.2: 421 means the server is closing the channel, whatever the command.
 _CLOSING = 421
@@ -58,8 +59,9 @@ class InsecureConnection(TemporaryFailure):
 
 
 class LoginRefused(TemporaryFailure):
-    """Raised when the server refuses the configured username and password, or offers no
-    AUTH. The messages are not at fault; they wait while someone fixes the credentials."""
+    """Raised when the server refuses the configured username and password (or OAuth2
+    token), offers no AUTH (or no XOAUTH2), or no OAuth2 token can be obtained. The messages
+    are not at fault; they wait while someone fixes the credentials."""
 
 
 class PermanentFailure(SmtpFailure):
@@ -74,14 +76,24 @@ class _Dropped(Exception):
 class SmtpTransport:
     """One SMTP submission session, reused for a batch of messages.
 
-    Open it with `SmtpTransport.open(section, password=...)`; close it (or use `with`).
+    Open it with `SmtpTransport.open(section, password=...)`; close it (or use `with`). With
+    `smtp.oauth2` the login is XOAUTH2 with a token from `token_source` (by default the
+    process's MSAL source for that section).
     """
 
-    def __init__(self, section: SmtpSection, *, password: str | None = None) -> None:
-        if section.username is not None and password is None:
+    def __init__(
+        self,
+        section: SmtpSection,
+        *,
+        password: str | None = None,
+        token_source: TokenSource | None = None,
+    ) -> None:
+        if section.oauth2 is not None and token_source is None:
+            token_source = token_source_for(section.oauth2)
+        if section.username is not None and password is None and token_source is None:
             raise ConfigError(
                 f"smtp.username is {section.username!r} but no password was given; "
-                "set smtp.password to an environment variable or a secret file"
+                "set smtp.password to an environment variable or a secret file, or smtp.oauth2"
             )
         if section.username is not None and section.tls == "none":
             # DESIGN.md §6: never a plaintext login, not even to a loopback server.
@@ -90,13 +102,20 @@ class SmtpTransport:
             )
         self._section = section
         self._password = password
+        self._token_source = token_source
         self._where = f"{section.host}:{section.port}"
         self._smtp: smtplib.SMTP | None = None
 
     @classmethod
-    def open(cls, section: SmtpSection, *, password: str | None = None) -> SmtpTransport:
+    def open(
+        cls,
+        section: SmtpSection,
+        *,
+        password: str | None = None,
+        token_source: TokenSource | None = None,
+    ) -> SmtpTransport:
         """Connect, secure and log in now; raises TemporaryFailure when that cannot be done."""
-        transport = cls(section, password=password)
+        transport = cls(section, password=password, token_source=token_source)
         transport._connect()
         return transport
 
@@ -165,8 +184,7 @@ class SmtpTransport:
             if section.tls == "starttls":
                 self._starttls(smtp, context)
             if section.username is not None:
-                assert self._password is not None
-                smtp.login(section.username, self._password)
+                self._login(smtp, section.username)
         except TemporaryFailure:
             _close_quietly(smtp)
             raise
@@ -206,6 +224,32 @@ class SmtpTransport:
                 f"cannot connect to {self._where}: {_describe(exc)}", connection_lost=True
             ) from exc
         self._smtp = smtp
+
+    def _login(self, smtp: smtplib.SMTP, username: str) -> None:
+        if self._token_source is None:
+            assert self._password is not None
+            smtp.login(username, self._password)
+            return
+        offered = (
+            smtp.esmtp_features.get("auth", "").upper().split() if smtp.has_extn("auth") else []
+        )
+        if "XOAUTH2" not in offered:
+            raise LoginRefused(
+                f"{self._where} does not offer XOAUTH2 (it offers {' '.join(offered) or 'no AUTH'})"
+                " but smtp.oauth2 is set",
+                connection_lost=True,
+            )
+        try:
+            token = self._token_source.token()
+        except TokenUnavailable as exc:
+            raise LoginRefused(
+                f"no OAuth2 token for logging in to {self._where} as {username!r}: {exc}",
+                connection_lost=True,
+            ) from exc
+        # A refused token draws a 334 challenge carrying the server's error (RFC 7628 §3.2.3);
+        # the answer is an empty line, after which the server sends its final refusal, which
+        # smtplib raises as SMTPAuthenticationError.
+        smtp.auth("XOAUTH2", lambda challenge=None: "" if challenge else xoauth2(username, token))
 
     def _starttls(self, smtp: smtplib.SMTP, context: ssl.SSLContext) -> None:
         if not smtp.has_extn("starttls"):

@@ -10,12 +10,17 @@ misbehaving on request.
 
 `SmtpSink(tls="starttls", certificate=make_certificate(dir))` requires STARTTLS before any
 mail command; `tls="implicit"` speaks TLS from the first byte; `login=("user", "pw")`
-requires AUTH (offered only under TLS, as a real submission server does).
+requires AUTH (offered only under TLS, as a real submission server does);
+`xoauth2=("user", "token")` requires AUTH and offers XOAUTH2, accepting that bearer token
+for that user (set `sink.xoauth2` again to accept another), refusing any other the way
+Microsoft 365 does: a 334 challenge with a JSON error, then 535.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import socket
 import ssl
 import subprocess
@@ -106,12 +111,15 @@ class SmtpSink:
         tls: Literal["none", "starttls", "implicit"] = "none",
         certificate: Certificate | None = None,
         login: tuple[str, str] | None = None,
+        xoauth2: tuple[str, str] | None = None,
     ) -> None:
         if tls != "none" and certificate is None:
             raise ValueError(f"tls={tls!r} needs a certificate (make_certificate)")
         self.tls = tls
         self.certificate = certificate
         self.login = login
+        self.xoauth2 = xoauth2
+        self.bearer_tokens: list[str] = []  # every XOAUTH2 token presented, in order
         self.host = HOST
         self.port = free_port()
         self.received: list[Received] = []
@@ -137,8 +145,11 @@ class SmtpSink:
         if self.login is not None:
             kwargs["authenticator"] = self._authenticate
             kwargs["auth_required"] = True
+        if self.xoauth2 is not None:
+            kwargs["auth_required"] = True
+        handler = _Handler(self) if self.xoauth2 is None else _XOAuth2Handler(self)
         controller = Controller(
-            _Handler(self), hostname=self.host, port=self.port, server_hostname="sink", **kwargs
+            handler, hostname=self.host, port=self.port, server_hostname="sink", **kwargs
         )
         controller.start()
         self._controller = controller
@@ -168,6 +179,8 @@ class SmtpSink:
             settings["ca_file"] = self.certificate.cert
         if self.login is not None:
             settings["username"] = self.login[0]
+        elif self.xoauth2 is not None:
+            settings["username"] = self.xoauth2[0]
         settings["timeout_seconds"] = 10
         settings.update(overrides)
         return SmtpSection(**settings)
@@ -321,6 +334,41 @@ class _Handler:
             with self.sink._lock:
                 self.sink.connections += 1
                 session.connection_number = self.sink.connections  # type: ignore[attr-defined]
+
+
+class _XOAuth2Handler(_Handler):
+    """The handler of a sink that offers SASL XOAUTH2 (aiosmtpd calls `auth_<MECHANISM>`)."""
+
+    async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
+        if len(args) == 2:
+            try:
+                response = base64.b64decode(args[1], validate=True)
+            except ValueError:
+                await server.push("501 5.5.2 Can't decode base64")
+                return AuthResult(success=False, handled=True)
+        else:
+            answer = await server.challenge_auth("")
+            if not isinstance(answer, bytes):  # aborted or undecodable: already answered
+                return AuthResult(success=False, handled=True)
+            response = answer
+        # "user=<address>" ^A "auth=Bearer <token>" ^A ^A
+        fields = response.decode("utf-8", "replace").split("\x01")
+        user = fields[0].removeprefix("user=") if fields[0].startswith("user=") else None
+        token = fields[1].removeprefix("auth=Bearer ") if len(fields) == 4 else None
+        sink = self.sink
+        with sink._lock:
+            if token is not None:
+                sink.bearer_tokens.append(token)
+            accepted = sink.xoauth2 is not None and (user, token) == sink.xoauth2
+            if accepted and user is not None:
+                sink.logins.append(user)
+        if accepted:
+            return AuthResult(success=True, auth_data=user)
+        # The error challenge (RFC 7628 §3.2.3); the client answers it with an empty line.
+        error = {"status": "401", "schemes": "bearer", "scope": "https://outlook.office.com"}
+        if not isinstance(await server.challenge_auth(json.dumps(error)), bytes):
+            return AuthResult(success=False, handled=True)
+        return AuthResult(success=False, handled=False)
 
 
 def _refuse(server: SMTP, reply: str) -> str:
