@@ -355,3 +355,19 @@ def test_a_client_secret_written_inline_is_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match=r"smtp\.oauth2\.client_secret: secrets are not allowed"):
         load_config(path)
+
+
+def test_the_commented_example_in_config_example_toml_loads(tmp_path: Path) -> None:
+    example = (Path(__file__).parent.parent / "config.example.toml").read_text(encoding="utf-8")
+    lines = example[example.index("# [smtp.oauth2]") :].splitlines()
+    block = []
+    for line in lines:
+        if not line.startswith("# "):
+            break
+        if not line.startswith(("# certificate", "# authority")):
+            block.append(line.removeprefix("# "))
+    path = write_config(tmp_path, f'[smtp]\nusername = "{MAILBOX}"\n' + "\n".join(block) + "\n")
+    oauth2 = load_config(path).config.smtp.oauth2
+    assert oauth2 is not None
+    assert oauth2.client_secret == SecretRef(file=Path("/run/secrets/m365-client-secret"))
+    assert oauth2.cache_file == tmp_path / "state" / "msal-token-cache.json"
