@@ -313,7 +313,8 @@ def _translated(where: str, doing: str) -> Iterator[None]:
         raise
     except LoginError as exc:
         raise MailboxLoginRefused(
-            f"{where} refused the login: {_text(exc)}; check the username and password"
+            f"{where} refused the login: {_text(exc)}; "
+            "check the username and password (or OAuth2 app)"
         ) from exc
     except CapabilityError as exc:
         raise MailboxCommandFailed(f"{where}: {doing}: {_text(exc)}") from exc

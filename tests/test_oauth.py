@@ -7,17 +7,22 @@ real.
 
 from __future__ import annotations
 
+import base64
 import stat
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import jwt
 import msal
 import pytest
-from smtp_sink import Certificate, SmtpSink
+from dovecot import Dovecot, MailUser
+from smtp_sink import Certificate, SmtpSink, make_certificate
 
 from gateway.config import SecretRef, load_config
 from gateway.errors import ConfigError
+from gateway.imap_client import MailboxClient, MailboxLoginRefused
 from gateway.oauth import MsalTokenSource, OAuth2Section, TokenUnavailable, xoauth2
 from gateway.smtp_transport import ConfigError as TransportConfigError
 from gateway.smtp_transport import LoginRefused, SmtpTransport
@@ -204,6 +209,91 @@ def test_the_token_is_renewed_before_it_expires(oauth_sink: SmtpSink) -> None:
     assert msal_app.app is not None
     assert msal_app.app.asked == [["https://outlook.office365.com/.default"]] * 2
     assert len(msal_app.caches) == 1  # one MSAL application, its cache kept in memory
+
+
+# ---------------------------------------------------------------------------------------
+# IMAP XOAUTH2 against a real Dovecot that checks the bearer token itself
+#
+# Dovecot's oauth2 passdb validates a JWT locally (introspection_mode = local) with a key
+# from a dict: here an HS256 key in a file, so no identity provider is needed. The token's
+# `sub` is the user it logs in.
+
+SIGNING_KEY = b"test-only-hs256-key-for-dovecot-0123456789"
+
+
+class OAuth2Dovecot(Dovecot):
+    """The test Dovecot with XOAUTH2 added, checking tokens signed with SIGNING_KEY."""
+
+    def _write_config(self) -> None:
+        super()._write_config()
+        # local_validation_key_dict looks keys up as <azp>/<alg>/<kid>, base64-encoded.
+        keys = self.root / "oauth2-keys"
+        key_file = keys / "default" / "HS256" / "default"
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        key_file.write_text(base64.b64encode(SIGNING_KEY).decode("ascii"), encoding="utf-8")
+        settings = self.root / "oauth2.conf.ext"
+        settings.write_text(
+            "introspection_mode = local\n"
+            f"local_validation_key_dict = fs:posix:prefix={keys}/\n"
+            "username_attribute = sub\n",
+            encoding="utf-8",
+        )
+        config = self.root / "dovecot.conf"
+        text = config.read_text(encoding="utf-8")
+        text = text.replace(
+            "auth_mechanisms = plain login", "auth_mechanisms = plain login xoauth2"
+        )
+        text += f"passdb {{\n  driver = oauth2\n  mechanisms = xoauth2\n  args = {settings}\n}}\n"
+        config.write_text(text, encoding="utf-8")
+
+
+def bearer_token(user: MailUser, *, key: bytes = SIGNING_KEY) -> str:
+    now = int(time.time())
+    return jwt.encode(
+        {"sub": user.name, "iat": now, "nbf": now, "exp": now + 600}, key, algorithm="HS256"
+    )
+
+
+@pytest.fixture(scope="module")
+def oauth_dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dovecot]:
+    certificate = make_certificate(tmp_path_factory.mktemp("imap-oauth-tls"))
+    with OAuth2Dovecot(tls="required", certificate=certificate) as server:
+        yield server
+
+
+def oauth2_account(server: Dovecot, user: MailUser) -> Any:
+    return server.imap_section(user, password=None, oauth2=oauth2_section())
+
+
+def test_imap_logs_in_with_a_token_the_server_checks(oauth_dovecot: Dovecot) -> None:
+    mash = oauth_dovecot.new_user("mash")
+    account = oauth2_account(oauth_dovecot, mash)
+    assert account.tls == "starttls"
+    tokens = IssuedTokens(bearer_token(mash))
+    with MailboxClient.open(account, token_source=tokens) as client:
+        client.select("INBOX")
+        uid = oauth_dovecot.deliver(mash, MESSAGE)
+        assert client.uids_since(0) == [uid]
+        assert client.fetch(uid) == MESSAGE
+    assert tokens.requests == 1
+    assert f"user=<{mash.name}>, method=XOAUTH2" in oauth_dovecot.log()
+
+
+def test_imap_refuses_a_token_signed_by_someone_else(oauth_dovecot: Dovecot) -> None:
+    mash = oauth_dovecot.new_user("mash")
+    forged = bearer_token(mash, key=b"not-the-key-dovecot-trusts-0123456789")
+    with pytest.raises(MailboxLoginRefused) as failure:
+        MailboxClient.open(oauth2_account(oauth_dovecot, mash), token_source=IssuedTokens(forged))
+    assert forged not in str(failure.value)
+
+
+def test_imap_without_a_token_is_a_refused_login(oauth_dovecot: Dovecot) -> None:
+    mash = oauth_dovecot.new_user("mash")
+    refusal = {"error": "unauthorized_client", "error_description": "AADSTS700016: not found"}
+    source = MsalTokenSource(oauth2_section(), app_factory=FakeMsal(refusal))
+    with pytest.raises(MailboxLoginRefused, match="unauthorized_client") as failure:
+        MailboxClient.open(oauth2_account(oauth_dovecot, mash), token_source=source)
+    assert CLIENT in str(failure.value) and TENANT in str(failure.value)
 
 
 # ---------------------------------------------------------------------------------------
