@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 import tempfile
 import threading
@@ -38,6 +39,8 @@ __all__ = [
     "token_source_for",
     "xoauth2",
 ]
+
+log = logging.getLogger("gateway.oauth")
 
 # A token is renewed this long before it expires: a login must never present a token that
 # lapses on the way (Entra ID tokens live 60 to 90 minutes; MSAL itself renews at 5).
@@ -133,8 +136,6 @@ class MsalTokenSource:
                 self._load_cache()
                 self._app = self._app_factory(self._section, self._cache)
             return self._app.acquire_token_for_client(scopes=[self._section.scope])
-        except TokenUnavailable:
-            raise
         except SecretError as exc:
             raise TokenUnavailable(
                 f"the credential of {self._who} cannot be read: {exc}", code="secret_unreadable"
@@ -157,10 +158,9 @@ class MsalTokenSource:
         except FileNotFoundError:
             return
         except OSError as exc:
-            raise TokenUnavailable(
-                f"the token cache {path} for {self._who} cannot be read: {exc.strerror}",
-                code="cache_unreadable",
-            ) from exc
+            # Like a damaged cache below: it costs one token request, never the login.
+            log.warning("the token cache %s for %s cannot be read: %s", path, self._who, exc)
+            return
         try:
             self._cache.deserialize(text)
         except ValueError:
@@ -171,7 +171,13 @@ class MsalTokenSource:
         path = self._section.cache_file
         if path is None or not self._cache.has_state_changed:
             return
-        _write_private(path, self._cache.serialize())
+        try:
+            _write_private(path, self._cache.serialize())
+        except OSError as exc:
+            # The token in hand is good: mail is not held up for the cache, which only saves
+            # a request after a restart. Said loudly, and tried again with the next token.
+            log.warning("the token cache %s for %s cannot be written: %s", path, self._who, exc)
+            return
         self._cache.has_state_changed = False
 
 

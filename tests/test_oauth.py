@@ -23,7 +23,13 @@ from smtp_sink import Certificate, SmtpSink, make_certificate
 from gateway.config import SecretRef, load_config
 from gateway.errors import ConfigError
 from gateway.imap_client import MailboxClient, MailboxLoginRefused
-from gateway.oauth import MsalTokenSource, OAuth2Section, TokenUnavailable, xoauth2
+from gateway.oauth import (
+    MsalTokenSource,
+    OAuth2Section,
+    TokenUnavailable,
+    token_source_for,
+    xoauth2,
+)
 from gateway.smtp_transport import ConfigError as TransportConfigError
 from gateway.smtp_transport import LoginRefused, SmtpTransport
 
@@ -461,3 +467,22 @@ def test_the_commented_example_in_config_example_toml_loads(tmp_path: Path) -> N
     assert oauth2 is not None
     assert oauth2.client_secret == SecretRef(file=Path("/run/secrets/m365-client-secret"))
     assert oauth2.cache_file == tmp_path / "state" / "msal-token-cache.json"
+
+
+def test_every_connection_for_one_app_shares_one_token_source() -> None:
+    # Otherwise each connection would start with an empty cache and ask Entra ID again.
+    assert token_source_for(oauth2_section()) is token_source_for(oauth2_section())
+    assert token_source_for(oauth2_section()) is not token_source_for(
+        oauth2_section(client_id="another-client")
+    )
+
+
+def test_an_unwritable_token_cache_file_does_not_stop_the_login(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("", encoding="utf-8")
+    msal_app = FakeMsal({"access_token": "token-one", "expires_in": 3600})
+    section = oauth2_section(cache_file=blocked / "msal-cache.json")
+    assert MsalTokenSource(section, app_factory=msal_app).token() == "token-one"
+    assert "cannot be written" in caplog.text and CLIENT in caplog.text
