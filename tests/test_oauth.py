@@ -486,3 +486,17 @@ def test_an_unwritable_token_cache_file_does_not_stop_the_login(
     section = oauth2_section(cache_file=blocked / "msal-cache.json")
     assert MsalTokenSource(section, app_factory=msal_app).token() == "token-one"
     assert "cannot be written" in caplog.text and CLIENT in caplog.text
+
+
+def test_an_unreadable_certificate_passphrase_is_a_token_unavailable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TEST_OAUTH_PFX_PASSPHRASE", raising=False)
+    section = oauth2_section(
+        client_secret=None,
+        certificate=tmp_path / "app.pfx",
+        certificate_passphrase=SecretRef(env="TEST_OAUTH_PFX_PASSPHRASE"),
+    )
+    with pytest.raises(TokenUnavailable, match="TEST_OAUTH_PFX_PASSPHRASE") as failure:
+        MsalTokenSource(section).token()
+    assert failure.value.code == "secret_unreadable"
