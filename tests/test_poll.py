@@ -1,8 +1,10 @@
 """`encompass-gateway poll` against a real Dovecot: police mail in the MASH inbox taken in
 (or quarantined), and what comes back to the Navigator's mailbox recorded."""
 
+import json
+import re
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -11,13 +13,13 @@ import pytest
 from click.testing import CliRunner, Result
 from dovecot import Dovecot, MailUser
 from pgp_keys import KeyFactory, PgpKey
-from police_mail_corpus import POLICE, content, mail, police_keyring, signed
+from police_mail_corpus import POLICE, Header, content, mail, police_keyring, signed
 from sample_day import INTAKE, notified_urns, pin_real_keys
 from smtp_sink import SmtpSink
 
 from gateway.cli import cli
 from gateway.inbound import Kind, classify
-from gateway.keyring import open_keyring
+from gateway.keyring import Keyring, open_keyring
 from gateway.pgpmime import open_sealed
 from gateway.synthetic import write_sample
 
@@ -32,13 +34,26 @@ class World:
     dovecot: Dovecot
     mash: MailUser
     navigator: MailUser
-    police_mail: Callable[[bytes], bytes]  # a workbook → a mail signed by the police key
     gnupg_home: Path  # the gateway's own GnuPG home (the Navigator's secret key is in it)
+    desk: Keyring  # the police desk's own GnuPG home (its secret key, the Navigator's public)
+    police_fingerprint: str
+    sink: SmtpSink
 
     def run(self, *args: str, now: str = INTAKE) -> Result:
         result = CliRunner().invoke(cli, ["--config", str(self.config), "--now", now, *args])
         assert result.exit_code == 0, result.output
         return result
+
+    def police_mail(self, workbook: bytes, *headers: Header) -> bytes:
+        """A mail with `workbook` attached, signed by the police key."""
+        return self.police_mail_with(("daily-return.xlsx", workbook), headers=headers)
+
+    def police_mail_with(self, *files: tuple[str, bytes], headers: Sequence[Header] = ()) -> bytes:
+        entity = signed(content(*files), keyring=self.desk, signer=self.police_fingerprint)
+        return mail(entity, headers=headers)
+
+    def police_mail_without_files(self, *headers: Header) -> bytes:
+        return self.police_mail_with(headers=headers)
 
     def state(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.config.parent / "state" / "gateway.sqlite3")
@@ -78,6 +93,7 @@ def world(
         for key in keys.values():
             key.install_public(keyring)
     desk = police_keyring(gnupg_home(), police, mash_key)
+    navigator_key.install_public(desk)
     mash, navigator = dovecot.new_user("mash"), dovecot.new_user("navigator")
     sample.config.write_text(
         sample.config.read_text(encoding="utf-8")
@@ -104,14 +120,17 @@ fingerprints = ["{police.fingerprint}"]
         encoding="utf-8",
     )
 
-    def police_mail(workbook: bytes) -> bytes:
-        return mail(
-            signed(
-                content(("daily-return.xlsx", workbook)), keyring=desk, signer=police.fingerprint
-            )
-        )
-
-    world = World(sample.config, sample.workbook, dovecot, mash, navigator, police_mail, home)
+    world = World(
+        sample.config,
+        sample.workbook,
+        dovecot,
+        mash,
+        navigator,
+        home,
+        desk,
+        police.fingerprint,
+        smtp_sink,
+    )
     world.run("directory", "import", "--no-progress")
     return world
 
@@ -226,3 +245,164 @@ def _read_receipt(original_message_id: str) -> bytes:
         "Disposition: manual-action/MDN-sent-manually; displayed\r\n"
         "--b1--\r\n"
     ).encode()
+
+
+# --------------------------------------------------------------------------------------
+# What goes back to the police sender (gateway/police_reply.py)
+
+RECEIPT_SUBJECT = re.compile(rb"^Subject: Receipt GW-[0-9A-F]{10}\r$", re.MULTILINE)
+
+
+def _answers(world: World) -> list[sqlite3.Row]:
+    with world.state() as conn:
+        return conn.execute(
+            "SELECT * FROM message WHERE kind IN ('receipt', 'reply') ORDER BY id"
+        ).fetchall()
+
+
+def _sent_to_police(world: World) -> bytes:
+    (received,) = [r for r in world.sink.received if r.rcpt_tos == (POLICE,)]
+    return received.data
+
+
+def test_a_police_mail_taken_in_gets_a_signed_receipt_with_counts_only(
+    world: World, navigator_key: PgpKey
+) -> None:
+    world.dovecot.deliver(world.mash, world.police_mail(world.workbook.read_bytes()))
+    world.run("poll")
+    world.run("dispatch")  # the receipt is due at once; the notifications wait for 09:00
+    raw = _sent_to_police(world)
+    (row,) = _answers(world)
+    assert row["kind"] == "receipt" and row["recipient"] == POLICE and row["body"] == raw
+    outer = raw.split(b"\r\n\r\n", 1)[0]
+    assert RECEIPT_SUBJECT.search(outer)
+    assert b"\r\nAuto-Submitted: auto-replied\r\n" in outer
+    assert b"\r\nX-Encompass-Loop: mash.example.org\r\n" in outer
+    assert b"\r\nIn-Reply-To: <daily.20260302@police.example.org>\r\n" in outer
+    assert b"\r\nReferences: <daily.20260302@police.example.org>\r\n" in outer
+    assert b"Disposition-Notification-To" not in outer
+    # The mail was signed by the one pinned police key, so the receipt is encrypted to it.
+    opened = open_sealed(world.desk, raw)
+    assert opened.signature_valid and opened.signer_fingerprint == navigator_key.fingerprint
+    text = opened.inner.get_content()
+    with world.state() as conn:
+        intake = conn.execute("SELECT id, incidents, children FROM intake").fetchone()
+        decisions = conn.execute("SELECT incident_ref, record FROM decision").fetchall()
+        planned = conn.execute("SELECT COUNT(*) FROM notification").fetchone()[0]
+    assert f"Intake {intake['id']}" in text
+    assert f"Incidents: {intake['incidents']}" in text
+    assert f"Children: {intake['children']}" in text
+    assert f"School notifications planned: {planned}" in text
+    records = [json.loads(d["record"]) for d in decisions]
+    dates = [date.fromisoformat(r["dob"]) for r in records if r["dob"]]
+    personal = (
+        {d["incident_ref"] for d in decisions}
+        | {r["child"] for r in records}
+        | {r["school"] for r in records}
+        | {f"{d:%d/%m/%Y}" for d in dates}
+        | {d.isoformat() for d in dates}
+    ) - {None, ""}
+    whole = raw + opened.inner.as_bytes()
+    assert personal and not [p for p in personal if p.encode() in whole]
+    assert classify(raw, own_domain="mash.example.org", bounce_local_part="bounces").kind is (
+        Kind.OWN_LOOP
+    )
+
+
+def test_a_police_mail_without_a_spreadsheet_gets_a_reply_and_the_navigator_an_alert(
+    world: World, navigator_key: PgpKey
+) -> None:
+    world.dovecot.deliver(world.mash, world.police_mail_without_files())
+    world.run("poll")
+    world.run("dispatch")
+    with world.state() as conn:
+        kinds = [r["kind"] for r in conn.execute("SELECT kind FROM message ORDER BY id")]
+    assert sorted(kinds) == ["alert", "reply"]
+    raw = _sent_to_police(world)
+    outer = raw.split(b"\r\n\r\n", 1)[0]
+    assert re.search(rb"^Subject: Not processed GW-[0-9A-F]{10}\r$", outer, re.MULTILINE)
+    assert b"\r\nAuto-Submitted: auto-replied\r\n" in outer
+    assert b"\r\nIn-Reply-To: <daily.20260302@police.example.org>\r\n" in outer
+    opened = open_sealed(world.desk, raw)
+    assert opened.signature_valid and opened.signer_fingerprint == navigator_key.fingerprint
+    text = " ".join(opened.inner.get_content().split())
+    assert "nothing in it has been processed" in text and "no file attached" in text
+
+
+def test_a_police_mail_with_only_a_refused_file_gets_a_reply_naming_it(world: World) -> None:
+    world.dovecot.deliver(world.mash, world.police_mail_with(("daily-return.xlsm", b"PK")))
+    world.run("poll")
+    (row,) = _answers(world)
+    assert row["kind"] == "reply"
+    text = open_sealed(world.desk, bytes(row["body"])).inner.get_content()
+    assert "- daily-return.xlsm: " in text
+
+
+def test_a_spoofed_police_mail_gets_no_answer_only_an_alert(
+    world: World, navigator_key: PgpKey
+) -> None:
+    unsigned = mail(content(("daily-return.xlsx", world.workbook.read_bytes())))
+    world.dovecot.deliver(world.mash, unsigned)
+    world.dovecot.deliver(world.mash, mail(content()))  # and one with nothing attached
+    world.run("poll")
+    world.run("dispatch")
+    assert _answers(world) == []
+    with world.state() as conn:
+        kinds = [r["kind"] for r in conn.execute("SELECT kind FROM message")]
+    assert kinds == ["alert", "alert"]
+    assert [r.rcpt_tos for r in world.sink.received] == [(navigator_key.email,)] * 2
+
+
+def test_an_automatic_police_mail_gets_no_reply(world: World) -> None:
+    world.dovecot.deliver(
+        world.mash, world.police_mail_without_files(("Auto-Submitted", "auto-generated"))
+    )
+    world.run("poll")
+    assert _answers(world) == []
+    with world.state() as conn:
+        kinds = [r["kind"] for r in conn.execute("SELECT kind FROM message")]
+        events = [r[0] for r in conn.execute("SELECT event FROM audit")]
+    assert kinds == ["alert"]
+    assert "police_mail.reply_not_sent" in events
+
+
+def test_a_police_mail_carrying_our_loop_header_is_taken_in_but_gets_no_receipt(
+    world: World,
+) -> None:
+    world.dovecot.deliver(
+        world.mash,
+        world.police_mail(world.workbook.read_bytes(), ("X-Encompass-Loop", "mash.example.org")),
+    )
+    world.run("poll")
+    assert _answers(world) == []
+    with world.state() as conn:
+        assert conn.execute("SELECT COUNT(*) FROM intake").fetchone()[0] == 1
+        events = [r[0] for r in conn.execute("SELECT event FROM audit")]
+    assert "police_mail.receipt_not_sent" in events
+
+
+def test_an_auto_submitted_no_police_mail_is_answered(world: World) -> None:
+    world.dovecot.deliver(
+        world.mash, world.police_mail(world.workbook.read_bytes(), ("Auto-Submitted", "no"))
+    )
+    world.run("poll")
+    assert [r["kind"] for r in _answers(world)] == ["receipt"]
+
+
+def test_a_file_refused_beside_a_taken_spreadsheet_is_counted_and_alerted(world: World) -> None:
+    world.dovecot.deliver(
+        world.mash,
+        world.police_mail_with(
+            ("daily-return.xlsx", world.workbook.read_bytes()), ("extra.xlsm", b"PK")
+        ),
+    )
+    world.run("poll")
+    with world.state() as conn:
+        alert = conn.execute("SELECT body FROM message WHERE kind = 'alert'").fetchone()
+    (row,) = _answers(world)
+    text = " ".join(open_sealed(world.desk, bytes(row["body"])).inner.get_content().split())
+    assert "Files received: 2; spreadsheets taken in: 1; not taken: 1." in text
+    assert "extra.xlsm" not in text  # counts only
+    with open_keyring(world.gnupg_home) as keyring:
+        said = open_sealed(keyring, bytes(alert["body"])).inner.get_content()
+    assert "extra.xlsm" in said and "Processed folder" in said
