@@ -406,3 +406,17 @@ def test_a_file_refused_beside_a_taken_spreadsheet_is_counted_and_alerted(world:
     with open_keyring(world.gnupg_home) as keyring:
         said = open_sealed(keyring, bytes(alert["body"])).inner.get_content()
     assert "extra.xlsm" in said and "Processed folder" in said
+
+
+def test_a_resent_spreadsheet_gets_a_receipt_saying_nothing_new_was_recorded(
+    world: World,
+) -> None:
+    for _ in range(2):  # signed afresh each time: another mail, the same spreadsheet
+        world.dovecot.deliver(world.mash, world.police_mail(world.workbook.read_bytes()))
+        world.run("poll")
+    first, second = (
+        " ".join(open_sealed(world.desk, bytes(row["body"])).inner.get_content().split())
+        for row in _answers(world)
+    )
+    assert "Already recorded" not in first
+    assert "Already recorded" in second and "nothing new was recorded" in second
