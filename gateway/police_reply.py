@@ -6,7 +6,8 @@ header, In-Reply-To and References naming the police mail, and no read receipt a
 are signed by the Navigator's key. They go only to the From address of a mail that
 authenticated as an allow-listed police sender: answering a mail that did not would send
 mail to whoever a forger named (backscatter) and tell a prober what the gateway accepts.
-Nor is a mail answered that is itself automatic, or carries our loop header.
+Nor is a mail answered that is itself automatic, or carries our loop header. A Reply-To is
+ignored: nothing authenticates it, so it could point the answer anywhere.
 
 A receipt carries counts only: files, incidents, children and outcomes, and the intake's
 number. No name, date of birth, school or police reference — those are the police's own
