@@ -420,3 +420,13 @@ def test_a_resent_spreadsheet_gets_a_receipt_saying_nothing_new_was_recorded(
     )
     assert "Already recorded" not in first
     assert "Already recorded" in second and "nothing new was recorded" in second
+
+
+def test_a_receipt_goes_to_the_authenticated_from_never_to_a_reply_to(world: World) -> None:
+    raw = world.police_mail(world.workbook.read_bytes(), ("Reply-To", "evil@attacker.example"))
+    world.dovecot.deliver(world.mash, raw)
+    world.run("poll")
+    world.run("dispatch")
+    (row,) = _answers(world)
+    assert row["recipient"] == POLICE
+    assert [r.rcpt_tos for r in world.sink.received] == [(POLICE,)]
