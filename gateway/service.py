@@ -8,6 +8,8 @@ own thread (IDLE, reconnecting with backoff), each thread with its own SQLite co
 
 One instance per database: an exclusive lock on a file beside it; a second instance stops
 at once with a clear message. SIGTERM or SIGINT stops the watchers and the scheduler cleanly.
+With `[inbound_smtp]` configured, an SMTP listener (gateway/smtp_intake.py) takes police mail
+in beside the MASH inbox, started and stopped with the rest.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from gateway.mailbox_watch import Handler, PollReport, watch_mailbox
 from gateway.operations import dispatch_now, queue_chase_list, queue_digest
 from gateway.ruleset import load_rules
 from gateway.schedule import next_dispatch
+from gateway.smtp_intake import SmtpIntake, SmtpListener
 from gateway.store import open_state, transaction
 from gateway.tracking import TrackingHandler
 
@@ -110,30 +113,39 @@ class Service:
                 threading.Thread(target=self._watch, args=(name, account), name=f"watch-{name}")
                 for name, account in self._accounts().items()
             ]
+            listener = self._smtp_listener()
             try:
                 self.reschedule()
+                if listener is not None:
+                    listener.start()
                 for watcher in watchers:
                     watcher.start()
                 self.stop.wait()
             finally:
                 self.stop.set()
+                if listener is not None:
+                    listener.stop()
                 for watcher in watchers:
                     if watcher.is_alive():
                         watcher.join()
+                # Forget the scheduler first, under the lock: a job finishing during shutdown
+                # then finds none to reschedule on, instead of waiting on a scheduler that is
+                # itself waiting for that job (a deadlock).
+                with self._lock:
+                    self._scheduler = None
                 scheduler.shutdown(wait=True)
-                self._scheduler = None
 
     def reschedule(self) -> None:
         """Set the dispatch job to the next instant a message can leave (now, if overdue)."""
-        scheduler = self._scheduler
-        if scheduler is None:
-            return
         conn = open_state(self.config.database)
         try:
             when = next_dispatch(conn)
         finally:
             conn.close()
         with self._lock:
+            scheduler = self._scheduler
+            if scheduler is None:
+                return  # not started, or shutting down
             if when is None:
                 if scheduler.get_job(DISPATCH_JOB) is not None:
                     scheduler.remove_job(DISPATCH_JOB)
@@ -246,6 +258,23 @@ class Service:
         if report.mailbox == "mash" and self._past_todays_digest():
             self._navigator_mail("digest", only_new=True)
         self.reschedule()
+
+    def _smtp_listener(self) -> SmtpListener | None:
+        """The inbound SMTP listener, when configured, with the spool put straight first."""
+        section = self.config.config.inbound_smtp
+        if section is None:
+            return None
+        intake = SmtpIntake(self.config, section, self.clock)
+        intake.recover()
+
+        def deliver(raw: bytes) -> None:
+            if intake(raw).duplicate_of is None:
+                # As after a pass over the MASH inbox that handled a message.
+                if self._past_todays_digest():
+                    self._navigator_mail("digest", only_new=True)
+                self.reschedule()
+
+        return SmtpListener(section, deliver=deliver, clock=self.clock)
 
     def _past_todays_digest(self) -> bool:
         hour, minute = (int(part) for part in self.config.config.schedule.digest_at.split(":"))
