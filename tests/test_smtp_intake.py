@@ -34,8 +34,10 @@ from gateway.clock import FixedClock, SystemClock
 from gateway.config import InboundSmtpSection, load_config
 from gateway.errors import ConfigError
 from gateway.keyring import open_keyring
+from gateway.mail_ledger import Disposition, DispositionKind, InboundRecord, LedgerKey
 from gateway.service import Service
-from gateway.smtp_intake import SmtpIntake, SmtpListener
+from gateway.smtp_intake import SmtpIntake, SmtpListener, Spool, recover, take
+from gateway.store import open_state
 from gateway.synthetic import write_sample
 
 
@@ -272,7 +274,6 @@ def test_the_service_listens_when_configured_and_stops_listening_on_shutdown(sit
         assert site.send(site.police_mail(site.workbook))[0] == 250
         assert site.count("intake") == 1
         # The intake's notifications were due long ago: the service sends them at once.
-        # (Stopping while a dispatch runs can deadlock the scheduler's shutdown; see report.)
         assert dispatched.wait(WAIT)
     finally:
         service.stop.set()
@@ -327,3 +328,30 @@ def test_the_commented_example_in_config_example_toml_loads(tmp_path: Path) -> N
     section = load_config(path).config.inbound_smtp
     assert section is not None
     assert (section.tls, section.recipients) == ("starttls", ("mash@mash.example.org",))
+
+
+class _CrashBeforeFiling(Spool):
+    """A spool whose rename into processed/ never happens: the process died just after the
+    record committed."""
+
+    def file(self, inbound: InboundRecord) -> Path:
+        raise OSError("the process died here")
+
+
+def test_a_crash_between_the_commit_and_the_filing_is_finished_on_start(tmp_path: Path) -> None:
+    conn = open_state(tmp_path / "state.sqlite3")
+    raw = mail(content(("daily-return.xlsx", b"PK")))
+    now = datetime.fromisoformat(INTAKE)
+    calls: list[LedgerKey] = []
+
+    def handle(raw: bytes, key: LedgerKey) -> Disposition:
+        calls.append(key)
+        return Disposition(DispositionKind.QUARANTINED, reason="test")
+
+    with pytest.raises(OSError):
+        take(raw, conn=conn, handle=handle, spool=_CrashBeforeFiling(tmp_path), now=now, actor="t")
+    assert recover(conn, Spool(tmp_path), now=now, actor="t") == 1
+    assert (tmp_path / "quarantine" / "1.eml").read_bytes() == raw
+    assert recover(conn, Spool(tmp_path), now=now, actor="t") == 0
+    assert len(calls) == 1
+    conn.close()
