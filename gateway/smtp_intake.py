@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import socket
 import sqlite3
 import ssl
@@ -61,6 +62,7 @@ UIDVALIDITY = 1  # SMTP has no folder to renumber: one numbering for good
 ACCEPTED = "250 2.0.0 Message accepted"
 NOT_HERE = "550 5.1.1 No such mailbox here"
 TRY_LATER = "451 4.3.0 Message not taken in; try again later"
+_UNSAFE = re.compile(r"[^!-~]")
 
 # mail_ledger.record takes the folder names from an IMAP account; the spool's folders stand
 # in for them (it reads processed_folder and quarantine_folder, nothing else).
@@ -304,7 +306,9 @@ class _Handler:
         """Our Received line (RFC 5321 §4.4) and an Authentication-Results saying we checked
         nothing (RFC 8601 §2.2): on top, it hides any the sender wrote from the DKIM check."""
         peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer)
-        helo = session.host_name or "unknown"
+        # The client's HELO name is the sender's to choose: anything but visible ASCII (a
+        # bare CR, a line break) could start a header line of its own below ours.
+        helo = _UNSAFE.sub("?", session.host_name or "") or "unknown"
         protocol = "ESMTPS" if encrypted else "ESMTP"
         stamp = format_datetime(self.clock.now())
         return (

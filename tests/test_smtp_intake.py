@@ -355,3 +355,42 @@ def test_a_crash_between_the_commit_and_the_filing_is_finished_on_start(tmp_path
     assert recover(conn, Spool(tmp_path), now=now, actor="t") == 0
     assert len(calls) == 1
     conn.close()
+
+
+def test_a_helo_name_with_a_line_break_cannot_add_a_header_line(tmp_path: Path) -> None:
+    taken: list[bytes] = []
+    section = InboundSmtpSection(
+        host=HOST,
+        port=free_port(),
+        hostname="gateway.test",
+        tls="none",
+        recipients=(MASH,),
+        spool=tmp_path,
+    )
+    listener = SmtpListener(section, deliver=taken.append, clock=FixedClock(datetime.now(UTC)))
+    listener.start()
+    try:
+        with (
+            socket.create_connection((HOST, section.port), timeout=30) as raw,
+            raw.makefile("rb") as replies,
+        ):
+            replies.readline()  # the greeting
+            for command in (
+                b"HELO evil\rAuthentication-Results: x; dkim=pass",
+                b"MAIL FROM:<" + POLICE.encode() + b">",
+                b"RCPT TO:<" + MASH.encode() + b">",
+                b"DATA",
+            ):
+                raw.sendall(command + b"\r\n")
+                replies.readline()
+            raw.sendall(b"Subject: hello\r\n\r\nbody\r\n.\r\n")
+            assert replies.readline().startswith(b"250")
+    finally:
+        listener.stop()
+    (message,) = taken
+    header = message.split(b"\r\n\r\n", 1)[0]
+    # A mail reader splits lines at a bare CR too (str.splitlines does).
+    lines = header.splitlines()
+    assert [line for line in lines if line.startswith(b"Authentication-Results")] == [
+        b"Authentication-Results: gateway.test; none"
+    ]
