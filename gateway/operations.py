@@ -30,6 +30,13 @@ from gateway.outbox import MessageKind
 from gateway.own_mail import queue_to_navigator
 from gateway.plan import Plan, build_plan
 from gateway.render import NavigatorContact
+from gateway.return_sheet import (
+    MailSource,
+    ReturnReport,
+    has_pending_returns,
+    queue_return_sheets,
+    record_source,
+)
 from gateway.ruleset import Rules, load_rules
 from gateway.sealing import Sealer, SealReport, seal_planned
 from gateway.smtp_transport import SmtpTransport
@@ -122,8 +129,13 @@ def take_in(
     config: LoadedConfig,
     rules: Rules,
     actor: str,
+    source: MailSource | None = None,
 ) -> TakenIn:
     """Record the intake, every decision and the planned notifications, then seal them.
+
+    `source` is the mail the spreadsheet came in (its bytes and authenticated sender): kept
+    with the intake so the police are sent the return sheet once every child is settled. A
+    file processed by hand has none and gets no return sheet.
 
     Recording and planning commit together: a crash between the two would otherwise leave an
     intake recorded (so never processed again) whose notifications were never planned — a
@@ -143,6 +155,8 @@ def take_in(
                 planned += 1
             else:
                 already += 1
+        if source is not None:
+            record_source(conn, recorded.intake_id, source)
         # In the same transaction: an intake is never recorded without its manager alerts.
         _alert_manager(conn, plan, config=config, template=rules.routing.template, actor=actor)
     if config.config.navigator.fingerprint is None:
@@ -203,18 +217,46 @@ def seal_now(
 def dispatch_now(
     conn: sqlite3.Connection, *, config: LoadedConfig, now: datetime, actor: str
 ) -> tuple[SealReport, DispatchReport]:
-    """Seal anything still planned, then send every message due at `now`."""
-    template = load_rules(config.rules_dir).routing.template
+    """Seal anything still planned, then send every message due at `now`; then queue the
+    police's return sheet of each mailed spreadsheet now settled, and send those too."""
+    rules = load_rules(config.rules_dir)
+    template = rules.routing.template
     sealing = seal_now(conn, config=config, template=template, now=now, actor=actor)
     smtp = config.config.smtp
 
     def connect() -> SmtpTransport:
         return SmtpTransport.open(smtp, password=smtp.password.resolve() if smtp.password else None)
 
-    report = dispatch_due(
-        conn, now=now, connect=connect, settings=config.config.dispatch, actor=actor
-    )
+    settings = config.config.dispatch
+    report = dispatch_due(conn, now=now, connect=connect, settings=settings, actor=actor)
+    if return_sheets_now(conn, config=config, rules=rules, now=now, actor=actor).queued:
+        # The notifications that settled them have just gone: the police need not wait for
+        # the next pass.
+        more = dispatch_due(conn, now=now, connect=connect, settings=settings, actor=actor)
+        report = DispatchReport(
+            report.sent + more.sent,
+            report.retrying + more.retrying,
+            report.exceptions + more.exceptions,
+        )
     return sealing, report
+
+
+def return_sheets_now(
+    conn: sqlite3.Connection, *, config: LoadedConfig, rules: Rules, now: datetime, actor: str
+) -> ReturnReport:
+    """Queue the return sheet of every mailed spreadsheet whose children are all settled."""
+    settings = config.config
+    if settings.navigator.fingerprint is None or not has_pending_returns(conn):
+        return ReturnReport()
+    with open_keyring(settings.gnupg.home) as keyring:
+        return queue_return_sheets(
+            conn,
+            police=settings.police,
+            sealer=make_sealer(config, keyring, template=rules.routing.template),
+            headers=rules.headers,
+            now=now,
+            actor=actor,
+        )
 
 
 # --------------------------------------------------------------------------------------

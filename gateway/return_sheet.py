@@ -196,6 +196,12 @@ def record_source(conn: sqlite3.Connection, intake_id: int, source: MailSource) 
         )
 
 
+def has_pending_returns(conn: sqlite3.Connection) -> bool:
+    """Whether a mailed spreadsheet still awaits its return sheet."""
+    found = conn.execute("SELECT 1 FROM intake_source WHERE returned_at IS NULL LIMIT 1")
+    return found.fetchone() is not None
+
+
 def return_rows(conn: sqlite3.Connection, intake_id: int) -> list[ReturnRow] | None:
     """Each child of the intake with its outcome, in the police's order; None while a
     notification of one of them is still on its way (planned, sealed, sending or retrying)."""
