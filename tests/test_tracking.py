@@ -15,6 +15,7 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 
 import pytest
+import test_poll
 from conftest import CHILD, DISPATCH, SIBLING_ELSEWHERE, SealedOutbox
 from invariants import assert_sealed
 from mail_corpus import (
@@ -29,17 +30,23 @@ from mail_corpus import (
     postfix_dsn,
     sieve_vacation,
 )
-from pgp_keys import PgpKey
+from pgp_keys import KeyFactory, PgpKey
+from smtp_sink import SmtpSink
+from test_poll import World
 
 from gateway import outbox
 from gateway.clock import FixedClock
 from gateway.config import Config, LoadedConfig, NavigatorSection
-from gateway.keyring import Keyring
+from gateway.keyring import Keyring, open_keyring
 from gateway.mail_ledger import Disposition, DispositionKind, LedgerKey
 from gateway.model import ContactRole
 from gateway.outbox import MessageState, OutboxMessage
 from gateway.pgpmime import OuterHeaders, encrypted_part, open_sealed, seal
+from gateway.render import subject_for
 from gateway.tracking import NEEDS_A_PERSON, OWN_MAIL, TrackingHandler
+
+# The sample day in Dovecot (tests/test_poll.py's fixture), for the end-to-end cases.
+world = test_poll.world
 
 INCIDENT = "CC/20260301/0412"  # the corpus's reference is this incident at this school
 URN = 110231
@@ -397,3 +404,194 @@ def test_unmatched_mail_is_flagged_for_the_navigator_and_not_forwarded(mailbox: 
     disposition = mailbox.arrives(stray)
     assert disposition.flag == NEEDS_A_PERSON
     assert [m.id for m in mailbox.messages()] == [mailbox.sent.id]
+
+
+# --------------------------------------------------------------------------------------
+# End to end: the sample day sent at 09:00, then what comes back polled from a real Dovecot
+
+
+AT_NINE = "2026-03-02T09:00:00+00:00"
+LATER = "2026-03-02T09:30:00+00:00"
+LATER_STILL = "2026-03-02T09:40:00+00:00"
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A notification the sample day sent to a school's DSL, whose deputy has not had it."""
+
+    reference: str
+    message_id: str
+    return_path: str
+    dsl: str
+    deputy: str
+
+
+def _sent_day(world: World) -> Sent:
+    world.dovecot.deliver(world.mash, world.police_mail(world.workbook.read_bytes()))
+    world.run("poll")
+    world.run("dispatch", now=AT_NINE)
+    with world.state() as conn:
+        row = conn.execute(
+            "SELECT m.reference, m.message_id, m.return_path, m.recipient, c.email AS deputy"
+            " FROM message m JOIN notification n ON n.reference = m.reference"
+            " JOIN contact c ON c.urn = n.urn AND c.role = 'deputy_dsl' AND c.fingerprint != ''"
+            " WHERE m.kind = 'notification' AND m.contact_role = 'dsl' AND m.state = 'sent'"
+            " AND NOT EXISTS (SELECT 1 FROM message o WHERE o.reference = m.reference"
+            " AND lower(o.recipient) = lower(c.email)) ORDER BY m.id LIMIT 1"
+        ).fetchone()
+    assert row is not None, "the sample day has no school with a deputy DSL"
+    return Sent(row[0], row[1], row[2], row[3], row[4])
+
+
+def _dsn(sent: Sent) -> bytes:
+    """A Postfix-style RFC 3464 report, returned to the message's own return path."""
+    return crlf(f"""
+        Return-Path: <>
+        Delivered-To: {sent.return_path}
+        From: MAILER-DAEMON@mail.mash.example.org (Mail Delivery System)
+        To: {sent.return_path}
+        Subject: Undelivered Mail Returned to Sender
+        Date: Mon, 2 Mar 2026 09:00:04 +0000
+        Auto-Submitted: auto-replied
+        Message-Id: <bounce.1@mail.mash.example.org>
+        MIME-Version: 1.0
+        Content-Type: multipart/report; report-type=delivery-status; boundary="b"
+
+        --b
+        Content-Type: text/plain
+
+        Your message could not be delivered.
+
+        --b
+        Content-Type: message/delivery-status
+
+        Reporting-MTA: dns; mail.mash.example.org
+
+        Final-Recipient: rfc822; {sent.dsl}
+        Action: failed
+        Status: 5.1.1
+        Diagnostic-Code: smtp; 550 5.1.1 Recipient address rejected
+
+        --b
+        Content-Type: text/rfc822-headers
+
+        From: {NAVIGATOR}
+        To: {sent.dsl}
+        Subject: {subject_for(sent.reference)}
+        Message-ID: {sent.message_id}
+
+        --b--
+        """)
+
+
+def _assert_deputy_was_sent_it(
+    world: World, sent: Sent, sink: SmtpSink, deputy_home: Keyring, navigator: PgpKey
+) -> None:
+    world.run("dispatch", now=LATER_STILL)
+    (received,) = [r for r in sink.received if r.rcpt_tos == (sent.deputy,)]
+    assert_sealed(
+        received.data,
+        recipient_home_or_keyring=deputy_home,
+        navigator_fingerprint=navigator.fingerprint,
+        reference=sent.reference,
+        must_contain=[],
+        must_not_contain=[],
+    )
+
+
+def test_end_to_end_a_permanent_bounce_reaches_the_deputy_and_alerts_the_navigator(
+    world: World,
+    smtp_sink: SmtpSink,
+    key_factory: KeyFactory,
+    navigator_key: PgpKey,
+    recipient_home: Callable[[PgpKey], Keyring],
+) -> None:
+    sent = _sent_day(world)
+    world.dovecot.deliver(world.navigator, _dsn(sent))
+    world.run("poll", now=LATER)
+    with world.state() as conn:
+        state = conn.execute(
+            "SELECT state FROM message WHERE message_id = ?", (sent.message_id,)
+        ).fetchone()
+    assert state[0] == "exception"
+    deputy_home = recipient_home(key_factory.make(sent.deputy))
+    _assert_deputy_was_sent_it(world, sent, smtp_sink, deputy_home, navigator_key)
+    (alert,) = [r for r in smtp_sink.received if r.rcpt_tos == (NAVIGATOR,)]
+    with open_keyring(world.gnupg_home) as keyring:
+        text = " ".join(open_sealed(keyring, alert.data).inner.get_content().split())
+    assert sent.reference in text and "5.1.1" in text and "deputy DSL" in text
+    (returned,) = world.dovecot.messages(world.navigator).values()
+    assert NEEDS_A_PERSON in returned.flags
+
+
+def test_end_to_end_an_out_of_office_reply_reaches_the_deputy(
+    world: World,
+    smtp_sink: SmtpSink,
+    key_factory: KeyFactory,
+    navigator_key: PgpKey,
+    recipient_home: Callable[[PgpKey], Keyring],
+) -> None:
+    sent = _sent_day(world)
+    away = crlf(f"""
+        From: {sent.dsl}
+        To: {NAVIGATOR}
+        Subject: Automatic reply: {subject_for(sent.reference)}
+        In-Reply-To: {sent.message_id}
+        Date: Mon, 2 Mar 2026 09:00:15 +0000
+        Message-ID: <away.1@school.example.org>
+        X-Auto-Response-Suppress: All
+        Auto-Submitted: auto-generated
+
+        I am out of the office until 9 March.
+        """)
+    world.dovecot.deliver(world.navigator, away)
+    world.run("poll", now=LATER)
+    deputy_home = recipient_home(key_factory.make(sent.deputy))
+    _assert_deputy_was_sent_it(world, sent, smtp_sink, deputy_home, navigator_key)
+    assert [r for r in smtp_sink.received if r.rcpt_tos == (NAVIGATOR,)] == []
+
+
+def test_end_to_end_an_encrypted_reply_is_forwarded_to_the_navigator_decrypted(
+    world: World,
+    smtp_sink: SmtpSink,
+    key_factory: KeyFactory,
+    navigator_key: PgpKey,
+    recipient_home: Callable[[PgpKey], Keyring],
+) -> None:
+    sent = _sent_day(world)
+    dsl = key_factory.make(sent.dsl)
+    home = recipient_home(dsl)
+    (notification,) = [r for r in smtp_sink.received if r.rcpt_tos == (sent.dsl,)]
+    assert open_sealed(home, notification.data).signature_valid  # the DSL has read it
+    inner = EmailMessage()
+    inner.set_content(REPLY_TEXT + "\n")
+    reply = seal(
+        home,
+        inner,
+        recipient=navigator_key.fingerprint,
+        signer=dsl.fingerprint,
+        passphrase=dsl.passphrase,
+        headers=OuterHeaders(
+            from_addr=sent.dsl,
+            to_addr=NAVIGATOR,
+            subject=f"Re: {subject_for(sent.reference)}",
+            date=datetime(2026, 3, 2, 9, 25, tzinfo=UTC),
+            message_id="<reply.e2e@school.example.org>",
+            extra=(("In-Reply-To", sent.message_id),),
+        ),
+    )
+    world.dovecot.deliver(world.navigator, reply)
+    world.run("poll", now=LATER)
+    world.run("dispatch", now=LATER_STILL)
+    (forward,) = [r for r in smtp_sink.received if r.rcpt_tos == (NAVIGATOR,)]
+    opened = assert_sealed(
+        forward.data,
+        recipient_home_or_keyring=world.gnupg_home,
+        navigator_fingerprint=navigator_key.fingerprint,
+        reference="GW-",
+        must_contain=[REPLY_TEXT, sent.reference],
+        must_not_contain=[],
+    )
+    assert opened["Subject"] == f"A reply about {sent.reference}"
+    (original,) = world.dovecot.messages(world.navigator).values()
+    assert NEEDS_A_PERSON in original.flags
