@@ -41,6 +41,7 @@ from gateway.police_reply import (
     receipt_message,
     refusal_message,
 )
+from gateway.return_sheet import MailSource
 from gateway.ruleset import Rules
 from gateway.sender_auth import SenderVerdict, authenticate
 from gateway.store import transaction
@@ -106,7 +107,16 @@ class PoliceMailHandler:
                 refused.append(RefusedFile(sheet.filename, said))
                 continue
             taken = take_in(
-                self.conn, intake, plan, config=self.config, rules=self.rules, actor=self.actor
+                self.conn,
+                intake,
+                plan,
+                config=self.config,
+                rules=self.rules,
+                actor=self.actor,
+                # Kept so the police get their sheet back with the outcomes, once all is sent.
+                source=MailSource(sheet.data, verdict.sender, verdict.signer)
+                if verdict.sender
+                else None,
             )
             recorded = taken.recorded
             counts.append(intake_counts(self.conn, recorded.intake_id, new=recorded.new))
