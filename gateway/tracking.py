@@ -32,6 +32,7 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
+from email.utils import parseaddr
 
 from gateway import audit, outbox
 from gateway.clock import Clock
@@ -80,7 +81,7 @@ class TrackingHandler:
         found = classify(
             raw, own_domain=self.dispatch.domain, bounce_local_part=self.dispatch.bounce_local_part
         )
-        row, reference = self._about(found)
+        row, reference = self._about(found, _sender(raw))
         now = self.clock.now()
         with transaction(self.conn):
             # The same report twice (a server's copy, an autoresponder repeating itself) is
@@ -303,8 +304,13 @@ class TrackingHandler:
         to = f", sent to the school's {_role(message.contact_role)}" if message else ""
         return f"It is about {reference}: {school}{to}."
 
-    def _about(self, found: Classified) -> tuple[int | None, str | None]:
-        """The outbox message (row id) and reference the classified message is about."""
+    def _about(self, found: Classified, sender: str) -> tuple[int | None, str | None]:
+        """The outbox message (row id) and reference the classified message is about.
+
+        Exchange's out-of-office replies and Outlook's mangled replies keep only the subject:
+        the reference code and the sender's address then name the message, when the sender
+        is the one the notification went to.
+        """
         for message_id in found.message_ids:
             hit = self.conn.execute(
                 "SELECT id, reference FROM message WHERE message_id = ?", (message_id,)
@@ -321,7 +327,19 @@ class TrackingHandler:
             ).fetchone()
             if hit is not None:
                 return hit["id"], hit["reference"]
+        if found.reference is not None and sender:
+            hit = self.conn.execute(
+                "SELECT id, reference FROM message WHERE reference = ? AND lower(recipient) = ?",
+                (found.reference, sender.lower()),
+            ).fetchone()
+            if hit is not None:
+                return hit["id"], hit["reference"]
         return None, found.reference
+
+
+def _sender(raw: bytes) -> str:
+    """The address in the From header ("" when there is none to read)."""
+    return parseaddr(header_text(parse(raw), "From"))[1].strip()
 
 
 def _role(role: str) -> str:

@@ -26,6 +26,7 @@ from mail_corpus import (
     REFERENCE,
     SUBJECT,
     crlf,
+    exchange_automatic_reply,
     own_digest,
     postfix_dsn,
     sieve_vacation,
@@ -595,3 +596,18 @@ def test_end_to_end_an_encrypted_reply_is_forwarded_to_the_navigator_decrypted(
     assert opened["Subject"] == f"A reply about {sent.reference}"
     (original,) = world.dovecot.messages(world.navigator).values()
     assert NEEDS_A_PERSON in original.flags
+
+
+def test_an_exchange_automatic_reply_known_by_its_subject_and_sender_reaches_the_deputy(
+    mailbox: Mailbox, deputy: PgpKey
+) -> None:
+    mailbox.arrives(exchange_automatic_reply())  # no In-Reply-To: the subject and the From
+    _assert_sent_to_deputy(mailbox, deputy)
+
+
+def test_an_automatic_reply_is_never_answered_to_its_sender(
+    mailbox: Mailbox, deputy: PgpKey
+) -> None:
+    mailbox.arrives(sieve_vacation())
+    assert [m.id for m in mailbox.messages("recipient = ?", DSL)] == [mailbox.sent.id]
+    assert {m.recipient for m in mailbox.messages()} == {DSL, DEPUTY}
