@@ -336,8 +336,10 @@ def queue_return_sheets(
                 now=now,
                 actor=actor,
             )
+            # The sealed message now holds the police's rows: the plain copy is not kept.
             conn.execute(
-                "UPDATE intake_source SET returned_at = ?, return_message = ? WHERE intake_id = ?",
+                "UPDATE intake_source SET returned_at = ?, return_message = ?, workbook = x''"
+                " WHERE intake_id = ?",
                 (now.isoformat(), row, intake_id),
             )
             audit.append(

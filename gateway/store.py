@@ -229,8 +229,8 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX tracking_event_reference ON tracking_event (reference);
     CREATE INDEX tracking_event_message ON tracking_event (message_row);
     """,
-    # A spreadsheet that came by mail keeps its bytes and its authenticated sender, so the
-    # police can be sent it back with each child's outcome (the return sheet), once.
+    # A spreadsheet that came by mail keeps its bytes (until its return sheet is queued) and
+    # its authenticated sender, so the police can be sent it back with each child's outcome.
     """
     CREATE TABLE intake_source (
         intake_id INTEGER PRIMARY KEY REFERENCES intake (id),

@@ -482,6 +482,8 @@ def test_return_sheet_is_queued_once_only(
     assert (message["recipient"], message["contact_role"]) == (POLICE, "police")
     assert message["due"] == NOW.astimezone(UTC).isoformat()
     assert not has_pending_returns(day.conn)
+    kept = day.conn.execute("SELECT workbook, return_message FROM intake_source").fetchone()
+    assert (kept["workbook"], kept["return_message"]) == (b"", message["id"])
 
 
 def test_a_notification_that_became_an_exception_settles_its_child_as_not_sent(
