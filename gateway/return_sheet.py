@@ -377,7 +377,7 @@ def _key_refusal(
 
 def _inner(sheet: bytes, file_name: str, rows: Sequence[ReturnRow]) -> EmailMessage:
     stem = re.sub(r"[^A-Za-z0-9 ._-]", "_", PurePath(file_name).stem).strip(" ._") or "police"
-    notified = sum(1 for row in rows if row.outcome == "Notified")
+    notified = sum(1 for row in rows if row.sent_at is not None)
     message = EmailMessage()
     message["Subject"] = "Operation Encompass: the outcome for each child"
     message.set_content(
