@@ -27,6 +27,7 @@ _PREFIX = {
     MessageKind.ALERT: "Gateway alert",
     MessageKind.DIGEST: "Gateway digest",
     MessageKind.FORWARD: "Gateway forward",
+    MessageKind.RETURN_SHEET: "Return sheet",
 }
 
 
