@@ -288,6 +288,10 @@ def run(obj: Context, log_json: bool) -> None:
 
     Stops cleanly on SIGTERM or SIGINT. One instance per state database.
     """
+    if isinstance(obj.clock, FixedClock):
+        # The service's timers run on the real clock; a frozen one would make every due
+        # time look past or never come.
+        raise click.UsageError("run serves in real time: leave out --now")
     configure_logging(json_lines=log_json)
     service = Service(obj.config, obj.clock)
 

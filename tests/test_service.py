@@ -115,3 +115,60 @@ def test_sigterm_stops_the_service_cleanly(tmp_path: Path) -> None:
             process.wait()
         assert process.stderr is not None
         process.stderr.close()
+
+
+def test_killed_before_the_due_time_and_restarted_it_still_sends_once(
+    sealed_outbox: SealedOutbox, smtp_sink: SmtpSink, tmp_path: Path
+) -> None:
+    due = datetime.now(UTC) + timedelta(seconds=4)
+    (message,) = sealed_outbox.add(due=due)
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        f'[state]\ndatabase = "{sealed_outbox.database}"\n'
+        f'[gnupg]\nhome = "{sealed_outbox.keyring.home}"\n'
+        f'[navigator]\nemail = "{sealed_outbox.navigator.email}"\n'
+        f'fingerprint = "{sealed_outbox.navigator.fingerprint}"\n'
+        f'[smtp]\nhost = "127.0.0.1"\nport = {smtp_sink.port}\ntls = "none"\n',
+        encoding="utf-8",
+    )
+    lock = sealed_outbox.database.with_name(sealed_outbox.database.name + ".service-lock")
+
+    def start() -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "--config", str(config), "run"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        until(lambda: lock.exists() and lock.read_text().strip() == str(process.pid), "start")
+        return process
+
+    first = start()
+    first.kill()  # SIGKILL, before the message is due: nothing may be lost
+    first.wait()
+    assert smtp_sink.received == []
+    second = start()
+    try:
+        until(lambda: len(smtp_sink.received) == 1, "the message after the restart")
+        threading.Event().wait(1)  # a second send, were there one, would come now
+    finally:
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(timeout=WAIT) == 0
+    assert smtp_sink.message_ids() == [message.message_id]
+    assert datetime.now(UTC) >= due
+
+
+def test_the_service_refuses_a_frozen_clock(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text('[state]\ndatabase = "state.sqlite3"\n', encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "--config", str(config), "--now", "2026-03-02T08:59:30",
+         "run"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "leave out --now" in result.stderr
