@@ -162,13 +162,21 @@ def test_the_service_refuses_a_frozen_clock(tmp_path: Path) -> None:
     config = tmp_path / "gateway.toml"
     config.write_text('[state]\ndatabase = "state.sqlite3"\n', encoding="utf-8")
     result = subprocess.run(
-        [sys.executable, "-m", "gateway", "--config", str(config), "--now", "2026-03-02T08:59:30",
-         "run"],
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "--config",
+            str(config),
+            "--now",
+            "2026-03-02T08:59:30",
+            "run",
+        ],
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=WAIT,
         check=False,
-    )  # fmt: skip
+    )
     assert result.returncode == 2
     assert "leave out --now" in result.stderr
