@@ -221,34 +221,10 @@ def sign(
 def _checked_signature(run: _GpgRun, signer: KeyInfo) -> str:
     """The armored detached signature of `run`, once GnuPG says it made exactly one, by
     `signer`, over SHA-256; else the most specific SealingError."""
-    lines = list(status_lines(run.stderr))
-    keywords = {keyword for keyword, _ in lines}
     what = f"signing by {signer.fingerprint} failed"
-    failures = [
-        int(args[-1]) & 0xFFFF
-        for keyword, args in lines
-        if keyword == "FAILURE" and args and args[-1].isdigit()
-    ]
-    if "BAD_PASSPHRASE" in keywords or _GPG_ERR_BAD_PASSPHRASE in failures:
-        raise SealingError(f"{what}: the Navigator key's passphrase is wrong")
-    if "MISSING_PASSPHRASE" in keywords or (
-        "NEED_PASSPHRASE" in keywords and "SIG_CREATED" not in keywords
-    ):
-        raise SealingError(f"{what}: the Navigator key needs a passphrase and none was given")
-    for keyword, args in lines:
-        if keyword == "INV_SGNR":
-            raise SealingError(
-                f"{what}: the Navigator's secret key is not usable in this GnuPG home "
-                f"({_INVALID_KEY.get(args[0], 'reason ' + args[0])})"
-            )
-    if run.returncode != 0:
-        raise SealingError(f"{what}: GnuPG exited with status {run.returncode}: {_gpg_error(run)}")
-    signing_keys = {signer.fingerprint, *(s.fingerprint for s in signer.subkeys)}
+    _, signature = _signed_by(run, signer, what)
     # SIG_CREATED <type> <pk_algo> <hash_algo> <class> <timestamp> <fpr>; hash 8 is SHA-256.
-    signatures = [args for keyword, args in lines if keyword == "SIG_CREATED"]
-    if len(signatures) != 1 or signatures[0][-1] not in signing_keys:
-        raise SealingError(f"{what}: GnuPG reported no signature by the Navigator's key")
-    if signatures[0][0] != "D" or signatures[0][2] != "8":
+    if signature[0] != "D" or signature[2] != "8":
         raise SealingError(f"{what}: GnuPG did not make a detached SHA-256 signature")
     armored = run.output.decode("ascii", errors="replace").strip()
     if not armored.startswith(SIGNATURE_BEGIN) or not armored.endswith(SIGNATURE_END):
@@ -358,9 +334,22 @@ def _checked_output(run: _GpgRun, recipient: KeyInfo, signer: KeyInfo) -> str:
     """The armored output of a sign-and-encrypt `run`, once its exit status is 0 and every
     status says the message was encrypted and signed by `signer`; else the most specific
     SealingError."""
+    what = f"sealing to {recipient.fingerprint} signed by {signer.fingerprint} failed"
+    keywords, _ = _signed_by(run, signer, what)
+    if "END_ENCRYPTION" not in keywords:
+        raise SealingError(f"{what}: GnuPG did not finish encrypting")
+    armored = run.output.decode("ascii", errors="replace").strip()
+    if not armored.startswith(ARMOR_BEGIN) or not armored.endswith(ARMOR_END):
+        raise SealingError(f"{what}: GnuPG's output is not an armored OpenPGP message")
+    return armored
+
+
+def _signed_by(run: _GpgRun, signer: KeyInfo, what: str) -> tuple[set[str], list[str]]:
+    """The status keywords of a signing `run` and its one SIG_CREATED line, once GnuPG exited
+    0 and says it signed exactly once by `signer` (or a subkey); else the most specific
+    SealingError: the passphrase, the signing key, the recipient key, the exit status."""
     lines = list(status_lines(run.stderr))
     keywords = {keyword for keyword, _ in lines}
-    what = f"sealing to {recipient.fingerprint} signed by {signer.fingerprint} failed"
     failures = [
         int(args[-1]) & 0xFFFF
         for keyword, args in lines
@@ -389,12 +378,7 @@ def _checked_output(run: _GpgRun, recipient: KeyInfo, signer: KeyInfo) -> str:
     signatures = [args for keyword, args in lines if keyword == "SIG_CREATED"]
     if len(signatures) != 1 or signatures[0][-1] not in signing_keys:
         raise SealingError(f"{what}: GnuPG reported no signature by the Navigator's key")
-    if "END_ENCRYPTION" not in keywords:
-        raise SealingError(f"{what}: GnuPG did not finish encrypting")
-    armored = run.output.decode("ascii", errors="replace").strip()
-    if not armored.startswith(ARMOR_BEGIN) or not armored.endswith(ARMOR_END):
-        raise SealingError(f"{what}: GnuPG's output is not an armored OpenPGP message")
-    return armored
+    return keywords, signatures[0]
 
 
 def _gpg_error(run: _GpgRun) -> str:
