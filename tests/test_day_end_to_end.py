@@ -1,9 +1,11 @@
-"""The whole day through real servers: a police mail lands in the MASH inbox (Dovecot), is
-taken in; at 09:00 the notifications leave by SMTP and are delivered into the DSLs' own
+"""The whole day through real servers: a police mail lands in the MASH inbox (Dovecot) and is
+picked up by IDLE; at 09:00 the notifications leave by SMTP and are delivered into the DSLs' own
 Dovecot mailboxes; a DSL's mail program reads one there, decrypts it, and sends a read receipt
 and an encrypted reply to the Navigator's mailbox; both are recorded and the reply reaches the
 Navigator decrypted and sealed again."""
 
+import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -13,9 +15,17 @@ from invariants import assert_sealed
 from pgp_keys import KeyFactory, PgpKey
 from test_poll import World, _read_receipt, world  # noqa: F401  (the fixture)
 
-from gateway.keyring import Keyring
+from gateway.clock import FixedClock
+from gateway.config import load_config
+from gateway.imap_client import connect
+from gateway.keyring import Keyring, open_keyring
+from gateway.mail_intake import PoliceMailHandler
+from gateway.mailbox_watch import watch_mailbox
 from gateway.pgpmime import OuterHeaders, open_sealed, seal
+from gateway.ruleset import load_rules
+from gateway.store import open_state
 
+INTAKE_AT = datetime(2026, 3, 2, 7, 0, tzinfo=UTC)  # Monday morning, before 09:00
 AT_NINE = "2026-03-02T09:00:00+00:00"
 RECEIPTS = "2026-03-02T09:20:00+00:00"
 FORWARDED = "2026-03-02T09:21:00+00:00"
@@ -28,8 +38,7 @@ def test_the_day_from_the_police_mail_to_the_dsls_reply(
     navigator_key: PgpKey,
     recipient_home: Callable[[PgpKey], Keyring],
 ) -> None:
-    world.dovecot.deliver(world.mash, world.police_mail(world.workbook.read_bytes()))
-    world.run("poll")
+    _picked_up_by_idle(world, world.police_mail(world.workbook.read_bytes()))
     world.run("dispatch", now=AT_NINE)
     with world.state() as conn:
         to_schools = {
@@ -99,6 +108,47 @@ def test_the_day_from_the_police_mail_to_the_dsls_reply(
         must_contain=[REPLY_TEXT, reference],
         must_not_contain=[],
     )
+
+
+def _picked_up_by_idle(day: World, police_mail: bytes) -> None:
+    """The MASH inbox watched as the service watches it (a pass, then IDLE), the police mail
+    delivered while it waits, and the watcher stopped once the intake is recorded."""
+    config = load_config(day.config)
+    assert config.config.mailboxes is not None and config.config.mailboxes.mash is not None
+    account = config.config.mailboxes.mash
+    stop = threading.Event()
+
+    def watch() -> None:  # its own connection, as each of the service's watchers has
+        conn = open_state(config.database)
+        try:
+            with open_keyring(config.config.gnupg.home) as keyring:
+                clock = FixedClock(INTAKE_AT)
+                rules = load_rules(config.rules_dir)
+                watch_mailbox(
+                    conn,
+                    connect,
+                    account,
+                    mailbox="mash",
+                    handle=PoliceMailHandler(conn, config, rules, keyring, clock, "test"),
+                    clock=clock,
+                    actor="test",
+                    stop=stop,
+                )
+        finally:
+            conn.close()
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        day.dovecot.deliver(day.mash, police_mail)
+        deadline = time.monotonic() + 30
+        with day.state() as conn:
+            while not conn.execute("SELECT COUNT(*) FROM intake").fetchone()[0]:
+                assert time.monotonic() < deadline, "the watcher did not take the mail in"
+                time.sleep(0.05)
+    finally:
+        stop.set()
+        watcher.join()
 
 
 def _header(raw: bytes, name: bytes) -> str:
