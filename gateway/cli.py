@@ -29,6 +29,7 @@ from gateway.demo import run_demo
 from gateway.demo_summary import render_summary
 from gateway.directory import SqliteDirectory, import_directory, load_roll_profiles
 from gateway.errors import ConfigError, GatewayError, StateError
+from gateway.health import check
 from gateway.imap_client import connect
 from gateway.key_reports import contact_key_report, import_report
 from gateway.keyring import KeyStatus, open_keyring
@@ -338,6 +339,25 @@ def poll(obj: Context) -> None:
                 f" {len(report.failed)} failed (tried again next pass),"
                 f" {len(report.shunted)} quarantined after repeated failures"
             )
+
+
+@cli.command("check")
+@click.pass_obj
+@_reports_errors
+def check_command(obj: Context) -> None:
+    """Check configuration, directory, keys and calendars; exit 1 if anything is a problem."""
+    conn = _state(obj)
+    rules = load_rules(obj.config.rules_dir)  # a malformed rules file stops here, named
+    with open_keyring(obj.config.config.gnupg.home) as keyring:
+        findings = check(
+            conn, config=obj.config, calendar=rules.calendar, keyring=keyring, now=obj.clock.now()
+        )
+    for finding in findings:
+        click.echo(finding.render())
+    problems = sum(1 for finding in findings if finding.problem)
+    click.echo(f"check: {problems} problems, {len(findings) - problems} warnings")
+    if problems:
+        sys.exit(1)
 
 
 @cli.group()

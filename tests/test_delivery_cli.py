@@ -161,3 +161,34 @@ def test_the_navigator_gets_the_digest_and_the_chase_list_encrypted(
     day.run("dispatch", now=AT_NINE)
     chase = day.run("digest", "--chase", now="2026-03-02T14:00:00+00:00")
     assert "1 sent" in chase.output
+
+
+def _check(day: Day, now: str = INTAKE) -> Result:
+    return CliRunner().invoke(cli, ["--config", str(day.config), "--now", now, "check"])
+
+
+def test_check_names_every_contact_whose_key_cannot_be_used(day: Day) -> None:
+    day.run("directory", "import", "--no-progress")
+    day.run("keys", "import", str(day.config.parent.parent / "keys"))
+    result = _check(day)
+    assert result.exit_code == 1
+    # The sample pins made-up fingerprints for the schools the spreadsheet does not notify.
+    assert "PROBLEM: URN " in result.output
+    assert "Navigator" not in result.output  # its secret key is in the gateway's home
+    for email in day.keys:
+        assert email not in result.output
+
+
+def test_check_says_when_the_directory_is_empty(day: Day, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "fresh" / "gateway.toml"  # the same settings, a new database
+    elsewhere.parent.mkdir()
+    elsewhere.write_text(day.config.read_text(encoding="utf-8"), encoding="utf-8")
+    result = CliRunner().invoke(cli, ["--config", str(elsewhere), "--now", INTAKE, "check"])
+    assert result.exit_code == 1
+    assert "PROBLEM: the directory is empty" in result.output
+
+
+def test_check_warns_before_the_term_dates_run_out(day: Day) -> None:
+    day.run("directory", "import", "--no-progress")
+    result = _check(day, now="2028-08-01T07:00:00+00:00")
+    assert "term dates end on 2028-08-31" in result.output

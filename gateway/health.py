@@ -1,0 +1,74 @@
+"""`encompass-gateway check`: what an administrator should mend before 09:00.
+
+Each finding is a line for a person, marked as a problem (something will fail or be withheld)
+or a warning (something will, soon). Loading the configuration and the rules already refuses
+what is malformed; this looks at what is well-formed but not ready.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from gateway.calendar import SchoolCalendar
+from gateway.config import LoadedConfig
+from gateway.directory import SqliteDirectory
+from gateway.key_reports import contact_key_report
+from gateway.keyring import Keyring, KeyStatus
+
+# Term dates must be loaded well ahead: a date beyond them is treated as a school day.
+CALENDAR_WARNING = timedelta(days=60)
+
+
+@dataclass(frozen=True)
+class Finding:
+    problem: bool  # False: a warning
+    text: str
+
+    def render(self) -> str:
+        return f"{'PROBLEM' if self.problem else 'warning'}: {self.text}"
+
+
+def check(
+    conn: sqlite3.Connection,
+    *,
+    config: LoadedConfig,
+    calendar: SchoolCalendar,
+    keyring: Keyring,
+    now: datetime,
+) -> list[Finding]:
+    findings: list[Finding] = []
+    directory = SqliteDirectory(conn)
+    if not directory.establishments():
+        findings.append(Finding(True, "the directory is empty: run `directory import`"))
+    navigator = config.config.navigator.fingerprint
+    if navigator is None:
+        findings.append(Finding(True, "navigator.fingerprint is not set: nothing can be sealed"))
+    elif navigator not in _secret_fingerprints(keyring):
+        findings.append(
+            Finding(True, f"the Navigator's secret key {navigator} is not in the GnuPG home")
+        )
+    for line in contact_key_report(keyring, directory.all_contacts(), at=now):
+        where = f"URN {line.contact.urn} {line.contact.role.value} {line.contact.email}"
+        if line.status is not KeyStatus.OK:
+            findings.append(Finding(True, f"{where}: {line.reason}"))
+        elif line.expiring_soon and line.expires is not None:
+            findings.append(
+                Finding(False, f"{where}: key usable only until {line.expires.date().isoformat()}")
+            )
+    horizon = now.date() + CALENDAR_WARNING
+    for cover in calendar.coverage():
+        if cover.last < horizon:
+            findings.append(
+                Finding(
+                    cover.last < now.date(),
+                    f"{cover.source}: term dates end on {cover.last.isoformat()}; "
+                    "later dates are treated as school days",
+                )
+            )
+    return findings
+
+
+def _secret_fingerprints(keyring: Keyring) -> set[str]:
+    return {key["fingerprint"] for key in keyring.gpg.list_keys(secret=True)}
