@@ -16,6 +16,7 @@ from hypothesis import settings
 from invariants import assert_sealed
 from matching_corpus import InMemoryDirectory
 from pgp_keys import KeyFactory, PgpKey, new_gnupg_home, recipient_keyring, remove_gnupg_home
+from police_mail_corpus import MASH, POLICE, police_keyring
 from smtp_sink import Certificate, Received, SmtpSink, make_certificate
 
 from gateway import notification_store, outbox
@@ -257,3 +258,31 @@ def dovecot_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dovecot]:
     certificate = make_certificate(tmp_path_factory.mktemp("imap-tls"))
     with Dovecot(tls="required", certificate=certificate) as server:
         yield server
+
+
+# --------------------------------------------------------------------------------------
+# The police desk and the MASH inbox's keys (tests/police_mail_corpus.py builds their mail)
+
+
+@pytest.fixture
+def police_key(key_factory: KeyFactory) -> PgpKey:
+    return key_factory.make(POLICE, name="Police DA desk")
+
+
+@pytest.fixture
+def mash_key(key_factory: KeyFactory) -> PgpKey:
+    return key_factory.make(MASH, name="MASH inbox")
+
+
+@pytest.fixture
+def police(gnupg_home: Callable[[], Path], police_key: PgpKey, mash_key: PgpKey) -> Keyring:
+    """The police desk's own GnuPG home."""
+    return police_keyring(gnupg_home(), police_key, mash_key)
+
+
+@pytest.fixture
+def gateway(gateway_keyring: Keyring, police_key: PgpKey, mash_key: PgpKey) -> Keyring:
+    """The gateway's keyring: the Navigator's and the MASH secret keys, the police key."""
+    mash_key.install_secret(gateway_keyring)
+    police_key.install_public(gateway_keyring)
+    return gateway_keyring

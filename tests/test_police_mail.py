@@ -6,17 +6,14 @@ import email.policy
 from collections.abc import Callable
 from email.message import EmailMessage
 from email.parser import BytesParser
-from pathlib import Path
 
 import pytest
 from pgp_keys import KeyFactory, PgpKey
 from police_mail_corpus import (
-    MASH,
     POLICE,
     content,
     encrypted_file,
     entity_bytes,
-    police_keyring,
     settings,
     signed_and_encrypted,
     workbook,
@@ -28,28 +25,6 @@ from gateway.sender_auth import authenticate
 
 WORKBOOK = workbook()
 Scan = Callable[..., AttachmentScan]
-
-
-@pytest.fixture
-def police_key(key_factory: KeyFactory) -> PgpKey:
-    return key_factory.make(POLICE, name="Police DA desk")
-
-
-@pytest.fixture
-def mash_key(key_factory: KeyFactory) -> PgpKey:
-    return key_factory.make(MASH, name="MASH inbox")
-
-
-@pytest.fixture
-def police(gnupg_home: Callable[[], Path], police_key: PgpKey, mash_key: PgpKey) -> Keyring:
-    return police_keyring(gnupg_home(), police_key, mash_key)
-
-
-@pytest.fixture
-def gateway(gateway_keyring: Keyring, police_key: PgpKey, mash_key: PgpKey) -> Keyring:
-    mash_key.install_secret(gateway_keyring)
-    police_key.install_public(gateway_keyring)
-    return gateway_keyring
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from pgp_keys import KeyFactory, PgpKey
 from police_mail_corpus import (
     BODY_TEXT,
     COLLEAGUE,
-    MASH,
     POLICE,
     POLICE_DOMAIN,
     SIGNED_BOUNDARY,
@@ -42,30 +41,6 @@ from gateway.sender_auth import (
 
 WORKBOOK = workbook()
 Judge = Callable[..., SenderVerdict]
-
-
-@pytest.fixture
-def police_key(key_factory: KeyFactory) -> PgpKey:
-    return key_factory.make(POLICE, name="Police DA desk")
-
-
-@pytest.fixture
-def mash_key(key_factory: KeyFactory) -> PgpKey:
-    return key_factory.make(MASH, name="MASH inbox")
-
-
-@pytest.fixture
-def police(gnupg_home: Callable[[], Path], police_key: PgpKey, mash_key: PgpKey) -> Keyring:
-    """The police desk's own GnuPG home."""
-    return police_keyring(gnupg_home(), police_key, mash_key)
-
-
-@pytest.fixture
-def gateway(gateway_keyring: Keyring, police_key: PgpKey, mash_key: PgpKey) -> Keyring:
-    """The gateway's keyring: the Navigator's and the MASH secret keys, the police key."""
-    mash_key.install_secret(gateway_keyring)
-    police_key.install_public(gateway_keyring)
-    return gateway_keyring
 
 
 @pytest.fixture
