@@ -95,13 +95,13 @@ def export_navigator_record(conn: sqlite3.Connection, out: Path) -> int:
 def _rows(conn: sqlite3.Connection) -> list[tuple[CellValue, ...]]:
     messages = _messages(conn)
     notifications = conn.execute(
-        "SELECT reference, incident_ref, urn, state, exception_kind, reason, content"
+        "SELECT reference, incident_ref, urn, state, exception_kind, reason, unseal(content)"
         " FROM notification"
     ).fetchall()
     by_school = {(n[1], n[2]): n for n in notifications}
     rows: list[tuple[CellValue, ...]] = []
     for decision in conn.execute(
-        "SELECT incident_ref, outcome, exception_kind, urn, due, reason, record"
+        "SELECT incident_ref, outcome, exception_kind, urn, due, unseal(reason), unseal(record)"
         " FROM decision ORDER BY id"
     ):
         incident_ref, outcome, exception_kind, urn, due, reason, raw = decision

@@ -47,7 +47,7 @@ from gateway.plan import decision_json, render_table
 from gateway.ruleset import load_rules
 from gateway.sealing import SealReport
 from gateway.service import Service
-from gateway.store import open_state, transaction
+from gateway.store import open_config_state, transaction
 from gateway.tracking import TrackingHandler
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -468,7 +468,7 @@ def _state(obj: Context) -> sqlite3.Connection:
             f"no configuration given and {database.parent} does not exist; "
             "pass --config or set ENCOMPASS_CONFIG"
         )
-    return open_state(database)
+    return open_config_state(obj.config)
 
 
 def main() -> None:

@@ -55,6 +55,10 @@ class SecretRef(Strict):
 
 class StateSection(Strict):
     database: Path = Path("state/gateway.sqlite3")
+    # The key personal data at rest is sealed with: base64 of 32 random bytes
+    # (`openssl rand -base64 32`), kept apart from the database and its backups. Unset, a
+    # key is generated beside the database (storage.key) — for a demo, not a deployment.
+    storage_key: SecretRef | None = None
 
 
 class RulesSection(Strict):
@@ -440,9 +444,15 @@ def _absolute(config: Config, base: Path) -> Config:
     directory = config.directory
     return config.model_copy(
         update={
-            "state": StateSection(database=fix(config.state.database)),
-            "rules": RulesSection(directory=fix(config.rules.directory)),
-            "gnupg": GnupgSection(home=fix(config.gnupg.home)),
+            # model_copy, not a new section: a field added later must not be dropped here.
+            "state": config.state.model_copy(
+                update={
+                    "database": fix(config.state.database),
+                    "storage_key": secret(config.state.storage_key),
+                }
+            ),
+            "rules": config.rules.model_copy(update={"directory": fix(config.rules.directory)}),
+            "gnupg": config.gnupg.model_copy(update={"home": fix(config.gnupg.home)}),
             "smtp": config.smtp.model_copy(
                 update={
                     "ca_file": config.smtp.ca_file and fix(config.smtp.ca_file),

@@ -49,7 +49,7 @@ from gateway.operations import dispatch_now, plan_file, take_in
 from gateway.plan import Plan
 from gateway.ruleset import Rules, load_rules
 from gateway.sealing import SealReport
-from gateway.store import open_state, transaction
+from gateway.store import open_config_state, open_state, transaction
 from gateway.synthetic import SamplePaths, write_sample
 
 # A Monday morning in term: the weekend's incidents are due at 09:00 today.
@@ -152,7 +152,7 @@ def _day(workspace: Path, sample: SamplePaths, homes: DemoHomes, world: MailWorl
     navigator = cast.keys.navigator
     _write_config(sample.config, homes, world, navigator)
     config = load_config(sample.config)
-    conn = open_state(config.database)
+    conn = open_config_state(config)
     try:
         directory = _import_directory(conn, config, SETUP_AT)
         imported = _import_keys(conn, config, workspace / "keys")
@@ -336,7 +336,7 @@ def _notification_exceptions(conn: sqlite3.Connection) -> tuple[NotificationExce
 def _schools_by_reference(conn: sqlite3.Connection) -> dict[str, tuple[int, str]]:
     """Each notification's school: its URN, and "name (URN)" to show."""
     schools = {}
-    for row in conn.execute("SELECT content FROM notification"):
+    for row in conn.execute("SELECT unseal(content) AS content FROM notification"):
         notification = notification_from_json(json.loads(row["content"]))
         shown = f"{notification.school_name} ({notification.urn})"
         schools[notification.reference] = (notification.urn, shown)

@@ -358,7 +358,8 @@ def build_chase_list(
         heard = _heard(conn)
         sent: dict[str, list[sqlite3.Row]] = {}
         for row in conn.execute(
-            "SELECT n.reference, n.urn, n.content, m.contact_role, m.recipient, m.sent_at"
+            "SELECT n.reference, n.urn, unseal(n.content) AS content, m.contact_role,"
+            " m.recipient, m.sent_at"
             " FROM message m JOIN notification n ON n.reference = m.reference"
             " WHERE m.kind = 'notification' AND m.state = 'sent' AND m.sent_at IS NOT NULL"
             " ORDER BY m.sent_at, m.id"
@@ -427,8 +428,9 @@ def _snapshot(conn: sqlite3.Connection) -> Iterator[None]:
 
 def _child_items(conn: sqlite3.Connection) -> Iterator[ChildItem]:
     for row in conn.execute(
-        "SELECT d.outcome, d.exception_kind, d.urn, d.due, d.manager_alert, d.reason,"
-        " d.incident_ref, d.record, i.received_at FROM decision d"
+        "SELECT d.outcome, d.exception_kind, d.urn, d.due, d.manager_alert,"
+        " unseal(d.reason) AS reason, d.incident_ref, unseal(d.record) AS record, i.received_at"
+        " FROM decision d"
         " JOIN intake i ON i.id = d.intake_id ORDER BY i.received_at, d.id"
     ):
         record: dict[str, Any] = json.loads(row["record"])
@@ -475,8 +477,9 @@ def _notification_exceptions(conn: sqlite3.Connection) -> list[NotificationExcep
     became = _latest_audit(conn, "notification.exception", "reference")
     found = []
     for row in conn.execute(
-        "SELECT reference, incident_ref, urn, due, exception_kind, reason, content, created_at"
-        " FROM notification WHERE state = 'exception' ORDER BY due, reference"
+        "SELECT reference, incident_ref, urn, due, exception_kind, reason,"
+        " unseal(content) AS content, created_at FROM notification"
+        " WHERE state = 'exception' ORDER BY due, reference"
     ):
         content: dict[str, Any] = json.loads(row["content"])
         children = tuple(
@@ -522,7 +525,7 @@ def _returned(conn: sqlite3.Connection) -> list[ReturnedMail]:
     kinds = tuple(_RETURNED)
     rows = conn.execute(
         "SELECT t.kind, coalesce(m.reference, t.reference) AS reference, t.summary, t.at,"
-        " json_extract(n.content, '$.school_name') AS school FROM tracking_event t"
+        " json_extract(unseal(n.content), '$.school_name') AS school FROM tracking_event t"
         " LEFT JOIN message m ON m.id = t.message_row"
         " LEFT JOIN notification n ON n.reference = coalesce(m.reference, t.reference)"
         f" WHERE t.kind IN ({', '.join('?' for _ in kinds)}) ORDER BY t.at, t.id",

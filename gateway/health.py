@@ -11,6 +11,7 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from gateway.at_rest import key_file_beside
 from gateway.calendar import SchoolCalendar
 from gateway.config import LoadedConfig
 from gateway.directory import SqliteDirectory
@@ -57,6 +58,15 @@ def check(
             findings.append(
                 Finding(False, f"{where}: key usable only until {line.expires.date().isoformat()}")
             )
+    if config.config.state.storage_key is None:
+        findings.append(
+            Finding(
+                False,
+                f"personal data at rest is sealed with {key_file_beside(config.database)},"
+                " generated beside the database: a copy of the state folder carries both;"
+                " set [state] storage_key to a secret kept elsewhere",
+            )
+        )
     horizon = now.date() + CALENDAR_WARNING
     for cover in calendar.coverage():
         if cover.last < horizon:

@@ -48,7 +48,8 @@ def record_plan(conn: sqlite3.Connection, plan: Plan, *, incidents: int, actor: 
         assert intake_id is not None
         conn.executemany(
             "INSERT INTO decision (intake_id, incident_ref, child_key, outcome, exception_kind,"
-            " urn, due, manager_alert, reason, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " urn, due, manager_alert, reason, record)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, seal(?), seal(?))",
             [
                 (
                     intake_id,

@@ -56,7 +56,7 @@ def save_planned(
     with transaction(conn):
         cursor = conn.execute(
             "INSERT OR IGNORE INTO notification (reference, intake_id, incident_ref, urn, due,"
-            " state, reason, content, created_at) VALUES (?, ?, ?, ?, ?, ?, '', ?, ?)",
+            " state, reason, content, created_at) VALUES (?, ?, ?, ?, ?, ?, '', seal(?), ?)",
             (
                 notification.reference,
                 intake_id,
@@ -87,7 +87,8 @@ def save_planned(
 def planned(conn: sqlite3.Connection) -> list[Notification]:
     """Every notification planned but not yet sealed or excepted, oldest due first."""
     rows = conn.execute(
-        "SELECT content FROM notification WHERE state = ? ORDER BY due, reference",
+        "SELECT unseal(content) AS content FROM notification WHERE state = ?"
+        " ORDER BY due, reference",
         (NotificationState.PLANNED,),
     ).fetchall()
     return [notification_from_json(json.loads(row["content"])) for row in rows]

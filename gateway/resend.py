@@ -105,7 +105,7 @@ def resend_to_stand_ins(
 
 def _notification(conn: sqlite3.Connection, reference: str) -> Notification:
     row = conn.execute(
-        "SELECT content FROM notification WHERE reference = ?", (reference,)
+        "SELECT unseal(content) AS content FROM notification WHERE reference = ?", (reference,)
     ).fetchone()
     if row is None:
         raise StateError(f"outbox messages refer to notification {reference}, which does not exist")

@@ -191,7 +191,7 @@ def record_source(conn: sqlite3.Connection, intake_id: int, source: MailSource) 
     with transaction(conn):
         conn.execute(
             "INSERT OR IGNORE INTO intake_source (intake_id, workbook, sender, signer)"
-            " VALUES (?, ?, ?, ?)",
+            " VALUES (?, seal(?), ?, ?)",
             (intake_id, source.workbook, source.sender, source.signer),
         )
 
@@ -207,7 +207,8 @@ def return_rows(conn: sqlite3.Connection, intake_id: int) -> list[ReturnRow] | N
     notification of one of them is still on its way (planned, sealed, sending or retrying)."""
     rows: list[ReturnRow] = []
     for decision in conn.execute(
-        "SELECT incident_ref, outcome, urn, reason, record FROM decision"
+        "SELECT incident_ref, outcome, urn, unseal(reason) AS reason, unseal(record) AS record"
+        " FROM decision"
         " WHERE intake_id = ? ORDER BY id",
         (intake_id,),
     ).fetchall():
@@ -296,8 +297,9 @@ def queue_return_sheets(
     not_sent: list[int] = []
     waiting: list[int] = []
     pending = conn.execute(
-        "SELECT s.intake_id, s.workbook, s.sender, s.signer, i.file_name FROM intake_source s"
-        " JOIN intake i ON i.id = s.intake_id WHERE s.returned_at IS NULL ORDER BY s.intake_id"
+        "SELECT s.intake_id, unseal(s.workbook) AS workbook, s.sender, s.signer, i.file_name"
+        " FROM intake_source s JOIN intake i ON i.id = s.intake_id"
+        " WHERE s.returned_at IS NULL ORDER BY s.intake_id"
     ).fetchall()
     for source in pending:
         intake_id = source["intake_id"]

@@ -38,7 +38,7 @@ from gateway.operations import dispatch_now, queue_chase_list, queue_digest
 from gateway.ruleset import load_rules
 from gateway.schedule import next_dispatch
 from gateway.smtp_intake import SmtpIntake, SmtpListener
-from gateway.store import open_state, transaction
+from gateway.store import open_config_state, transaction
 from gateway.tracking import TrackingHandler
 
 log = logging.getLogger("gateway.service")
@@ -137,7 +137,7 @@ class Service:
 
     def reschedule(self) -> None:
         """Set the dispatch job to the next instant a message can leave (now, if overdue)."""
-        conn = open_state(self.config.database)
+        conn = open_config_state(self.config)
         try:
             when = next_dispatch(conn)
         finally:
@@ -157,7 +157,7 @@ class Service:
             log.info("dispatch scheduled at %s", run_at.isoformat())
 
     def _dispatch(self) -> None:
-        conn = open_state(self.config.database)
+        conn = open_config_state(self.config)
         try:
             _, report = dispatch_now(
                 conn, config=self.config, now=self.clock.now(), actor="service:dispatch"
@@ -175,7 +175,7 @@ class Service:
             self.on_dispatch()
 
     def _navigator_mail(self, job: str, *, only_new: bool = False) -> None:
-        conn = open_state(self.config.database)
+        conn = open_config_state(self.config)
         try:
             now = self.clock.now()
             if job == "chase":
@@ -192,7 +192,7 @@ class Service:
     def _missed(self, event: JobExecutionEvent) -> None:
         # A missed or failed job is on record for the Navigator, and the schedule is rebuilt
         # from the database, so the work is not lost with it.
-        conn = open_state(self.config.database)
+        conn = open_config_state(self.config)
         try:
             with transaction(conn):
                 audit.append(
@@ -212,7 +212,7 @@ class Service:
         return mailboxes.accounts() if mailboxes is not None else {}
 
     def _watch(self, name: str, account: ImapSection) -> None:
-        conn = open_state(self.config.database)
+        conn = open_config_state(self.config)
         try:
             with open_keyring(self.config.config.gnupg.home) as keyring:
                 handle: Handler

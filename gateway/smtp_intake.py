@@ -51,7 +51,7 @@ from gateway.mail_intake import PoliceMailHandler
 from gateway.mail_ledger import ContentKey, InboundRecord, LedgerKey
 from gateway.mailbox_watch import Handler
 from gateway.ruleset import load_rules
-from gateway.store import open_state, transaction
+from gateway.store import open_config_state, transaction
 
 log = logging.getLogger("gateway.smtp_intake")
 
@@ -176,7 +176,7 @@ class SmtpIntake:
     actor: str = "service:smtp"
 
     def __call__(self, raw: bytes) -> InboundRecord:
-        conn = open_state(self.config.database)
+        conn = open_config_state(self.config)
         try:
             with open_keyring(self.config.config.gnupg.home) as keyring:
                 handler = PoliceMailHandler(
@@ -199,7 +199,7 @@ class SmtpIntake:
             conn.close()
 
     def recover(self) -> int:
-        conn = open_state(self.config.database)
+        conn = open_config_state(self.config)
         try:
             return recover(conn, Spool(self.section.spool), now=self.clock.now(), actor=self.actor)
         finally:

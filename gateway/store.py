@@ -11,8 +11,13 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from gateway.at_rest import StorageKey, StorageKeyError, key_file_beside, load_or_create, register
 from gateway.errors import StateError
+
+if TYPE_CHECKING:
+    from gateway.config import LoadedConfig
 
 # Each entry upgrades the schema from version i to i+1. Never edit an entry once released:
 # add a new one, so existing databases upgrade in place.
@@ -241,6 +246,17 @@ MIGRATIONS: tuple[str, ...] = (
         return_message INTEGER REFERENCES message (id)
     );
     """,
+    # Personal data at rest is sealed with the storage key (gateway/at_rest.py): what earlier
+    # versions stored in the clear is sealed in place.
+    """
+    CREATE TABLE storage_key_check (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        sealed BLOB NOT NULL
+    );
+    UPDATE decision SET record = seal(record), reason = seal(reason);
+    UPDATE notification SET content = seal(content);
+    UPDATE intake_source SET workbook = seal(workbook) WHERE length(workbook) > 0;
+    """,
 )
 
 
@@ -266,19 +282,59 @@ def transaction(conn: sqlite3.Connection, *, alone: bool = False) -> Iterator[No
     conn.execute("COMMIT")
 
 
-def open_state(path: Path) -> sqlite3.Connection:
-    """Open (creating or upgrading) the state database at `path`."""
+def open_config_state(config: LoadedConfig) -> sqlite3.Connection:
+    """The state database the configuration names, with its storage key."""
+    ref = config.config.state.storage_key
+    key = None if ref is None else StorageKey.from_text(ref.resolve(), source="state.storage_key")
+    return open_state(config.database, storage_key=key)
+
+
+def open_state(path: Path, *, storage_key: StorageKey | None = None) -> sqlite3.Connection:
+    """Open (creating or upgrading) the state database at `path`.
+
+    Personal data in it is sealed with `storage_key`; without one, with the key generated
+    beside the database on first use (fine for a demo or a test, not for a deployment: the
+    database and its key would travel together — `check` says so).
+    """
+    if storage_key is None and str(path) == ":memory:":
+        storage_key = StorageKey.generate()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(path, timeout=30, isolation_level=None)
     except (OSError, sqlite3.Error) as exc:
         raise StateError(f"cannot open the state database {path}: {exc}") from exc
     conn.row_factory = sqlite3.Row
+    key = storage_key or load_or_create(key_file_beside(path))
+    register(conn, key)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA synchronous=FULL")
     _migrate(conn, path)
+    _check_key(conn, key, path)
     return conn
+
+
+_KEY_CHECK = "the Encompass Gateway storage key"
+
+
+def _check_key(conn: sqlite3.Connection, key: StorageKey, path: Path) -> None:
+    # Refuse the wrong key at once, with a message saying so, rather than at the first row
+    # some later query cannot open.
+    row = conn.execute("SELECT sealed FROM storage_key_check").fetchone()
+    if row is None:
+        with transaction(conn):
+            conn.execute(
+                "INSERT OR IGNORE INTO storage_key_check (id, sealed) VALUES (1, ?)",
+                (key.seal(_KEY_CHECK),),
+            )
+        return
+    try:
+        key.unseal(row[0])
+    except StorageKeyError as exc:
+        raise StorageKeyError(
+            f"the storage key given does not open the state database {path}: its personal"
+            " data was sealed with another key (check [state] storage_key)"
+        ) from exc
 
 
 def _migrate(conn: sqlite3.Connection, path: Path) -> None:

@@ -296,7 +296,7 @@ class TrackingHandler:
         if reference is None:
             return "It names no single notification of the gateway's."
         found = self.conn.execute(
-            "SELECT urn, json_extract(content, '$.school_name') AS school FROM notification"
+            "SELECT urn, json_extract(unseal(content), '$.school_name') AS school FROM notification"
             " WHERE reference = ?",
             (reference,),
         ).fetchone()

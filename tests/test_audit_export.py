@@ -144,7 +144,7 @@ def add_notification(
     )
     conn.execute(
         "INSERT INTO notification (reference, intake_id, incident_ref, urn, due, state,"
-        " exception_kind, reason, content, created_at) VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " exception_kind, reason, content, created_at) VALUES (?, 1, ?, ?, ?, ?, ?, ?, seal(?), ?)",
         (
             reference,
             decision.incident_ref,

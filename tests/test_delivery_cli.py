@@ -18,6 +18,7 @@ from gateway.cli import cli
 from gateway.keyring import Keyring, open_keyring
 from gateway.notification_store import notification_from_json
 from gateway.pgpmime import open_sealed
+from gateway.store import open_state
 from gateway.synthetic import SamplePaths, write_sample
 
 BEFORE_NINE = "2026-03-02T08:59:00+00:00"
@@ -36,8 +37,7 @@ class Day:
         return result
 
     def state(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.config.parent / "state" / "gateway.sqlite3")
-        conn.row_factory = sqlite3.Row
+        conn = open_state(self.config.parent / "state" / "gateway.sqlite3")
         return conn
 
 
@@ -100,7 +100,9 @@ def test_the_day_from_intake_to_sealed_messages_at_nine(
         messages = conn.execute("SELECT * FROM message").fetchall()
         contents = {
             row["reference"]: notification_from_json(json.loads(row["content"]))
-            for row in conn.execute("SELECT reference, content FROM notification")
+            for row in conn.execute(
+                "SELECT reference, unseal(content) AS content FROM notification"
+            )
         }
     assert messages and f"dispatch: {len(messages)} sent" in at_nine.output
     assert len(smtp_sink.received) == len(messages)
@@ -186,6 +188,11 @@ def test_check_says_when_the_directory_is_empty(day: Day, tmp_path: Path) -> Non
     result = CliRunner().invoke(cli, ["--config", str(elsewhere), "--now", INTAKE, "check"])
     assert result.exit_code == 1
     assert "PROBLEM: the directory is empty" in result.output
+
+
+def test_check_warns_when_the_storage_key_lies_beside_the_database(day: Day) -> None:
+    day.run("directory", "import", "--no-progress")
+    assert "warning: personal data at rest is sealed with" in _check(day).output
 
 
 def test_check_warns_before_the_term_dates_run_out(day: Day) -> None:

@@ -32,6 +32,7 @@ from gateway.demo_keys import SCHOOLS_HOME
 from gateway.keyring import stop_agent
 from gateway.model import Notification
 from gateway.notification_store import notification_from_json
+from gateway.store import open_state
 
 # Long enough that GnuPG homes inside it would not fit gpg-agent's socket path: the demo
 # must put them somewhere short instead.
@@ -48,8 +49,7 @@ class DemoDay:
     agents_left: str  # `pgrep -af` of processes naming the demo's GnuPG homes, after it
 
     def state(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.workspace / "state" / "gateway.sqlite3")
-        conn.row_factory = sqlite3.Row
+        conn = open_state(self.workspace / "state" / "gateway.sqlite3")
         return conn
 
 
@@ -105,9 +105,14 @@ def test_every_delivered_message_is_sealed_for_its_own_school_only(demo_day: Dem
         messages = {row["message_id"]: row for row in conn.execute("SELECT * FROM message")}
         notifications = {
             row["reference"]: notification_from_json(json.loads(row["content"]))
-            for row in conn.execute("SELECT reference, content FROM notification")
+            for row in conn.execute(
+                "SELECT reference, unseal(content) AS content FROM notification"
+            )
         }
-        decided = [json.loads(row["record"]) for row in conn.execute("SELECT record FROM decision")]
+        decided = [
+            json.loads(row["record"])
+            for row in conn.execute("SELECT unseal(record) AS record FROM decision")
+        ]
     envelopes = _envelopes(demo_day.workspace / "mail")
     emls = sorted((demo_day.workspace / "mail").glob("*.eml"))
     sent = [m for m in messages.values() if m["state"] == "sent"]

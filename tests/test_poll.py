@@ -21,6 +21,7 @@ from gateway.cli import cli
 from gateway.inbound import Kind, classify
 from gateway.keyring import Keyring, open_keyring
 from gateway.pgpmime import open_sealed
+from gateway.store import open_state
 from gateway.synthetic import write_sample
 
 AT_NINE = "2026-03-02T09:00:00+00:00"
@@ -56,8 +57,7 @@ class World:
         return self.police_mail_with(headers=headers)
 
     def state(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.config.parent / "state" / "gateway.sqlite3")
-        conn.row_factory = sqlite3.Row
+        conn = open_state(self.config.parent / "state" / "gateway.sqlite3")
         return conn
 
 
@@ -287,7 +287,9 @@ def test_a_police_mail_taken_in_gets_a_signed_receipt_with_counts_only(
     text = opened.inner.get_content()
     with world.state() as conn:
         intake = conn.execute("SELECT id, incidents, children FROM intake").fetchone()
-        decisions = conn.execute("SELECT incident_ref, record FROM decision").fetchall()
+        decisions = conn.execute(
+            "SELECT incident_ref, unseal(record) AS record FROM decision"
+        ).fetchall()
         planned = conn.execute("SELECT COUNT(*) FROM notification").fetchone()[0]
     assert f"Intake {intake['id']}" in text
     assert f"Incidents: {intake['incidents']}" in text

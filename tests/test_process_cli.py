@@ -1,6 +1,7 @@
 """`directory import` and `process` through the real command line, on generated sample data."""
 
 import json
+import shutil
 import sqlite3
 from collections.abc import Iterator
 from datetime import date, datetime
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from gateway.at_rest import key_file_beside
 from gateway.cli import cli
 from gateway.synthetic import SamplePaths, write_sample
 
@@ -132,6 +134,8 @@ def test_audit_verify_passes_after_processing_and_fails_after_tampering(
     source.backup(target)
     source.close()
     target.close()
+    # The copy's personal data is sealed with the original's storage key: it travels with it.
+    shutil.copy(key_file_beside(sample.config.parent / "state" / "gateway.sqlite3"), tmp_path)
     config = tmp_path / "copy.toml"
     config.write_text(f'[state]\ndatabase = "{database}"\n', encoding="utf-8")
 

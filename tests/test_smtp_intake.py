@@ -68,8 +68,7 @@ class Site:
             return client.data(raw)
 
     def state(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.config.parent / "state" / "gateway.sqlite3")
-        conn.row_factory = sqlite3.Row
+        conn = open_state(self.config.parent / "state" / "gateway.sqlite3")
         return conn
 
     def count(self, table: str) -> int:

@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.at_rest import is_sealed, key_file_beside, load_or_create, register
 from gateway.errors import StateError
 from gateway.store import MIGRATIONS, _statements, open_state, transaction
 
@@ -10,6 +11,7 @@ from gateway.store import MIGRATIONS, _statements, open_state, transaction
 def at_version(path: Path, version: int) -> sqlite3.Connection:
     """A database built by the first `version` migrations, as an older gateway left it."""
     conn = sqlite3.connect(path, isolation_level=None)
+    register(conn, load_or_create(key_file_beside(path)))
     for script in MIGRATIONS[:version]:
         for statement in _statements(script):
             conn.execute(statement)
@@ -44,6 +46,44 @@ def test_messages_of_an_older_database_survive_the_upgrade_as_notifications(
     conn = open_state(tmp_path / "state.sqlite3")
     row = conn.execute("SELECT kind, reference, recipient, body FROM message").fetchone()
     assert tuple(row) == ("notification", "OE-1", "dsl@x.example.org", b"\x01")
+
+
+def test_personal_data_an_older_database_kept_in_the_clear_is_sealed_by_the_upgrade(
+    tmp_path: Path,
+) -> None:
+    old = at_version(tmp_path / "state.sqlite3", 6)
+    old.execute(
+        "INSERT INTO intake (id, sha256, file_name, received_at, incidents, children, problems)"
+        " VALUES (1, 'a', 'p.xlsx', 't', 1, 1, 0)"
+    )
+    old.execute(
+        "INSERT INTO decision (intake_id, incident_ref, child_key, outcome, urn, manager_alert,"
+        " reason, record) VALUES (1, 'CC-1', 'S!2', 'notify', 100001, 0, 'Ava Stone matched',"
+        ' \'{"child": "Ava Stone"}\')'
+    )
+    old.execute(
+        "INSERT INTO notification (reference, intake_id, incident_ref, urn, due, state, reason,"
+        " content, created_at) VALUES ('OE-1', 1, 'CC-1', 100001, 'd', 'sealed', '',"
+        " '{\"child\": \"Ava Stone\"}', 't')"
+    )
+    old.execute("INSERT INTO intake_source (intake_id, workbook, sender) VALUES (1, x'504b', 's')")
+    old.close()
+    conn = open_state(tmp_path / "state.sqlite3")
+    raw = conn.execute(
+        "SELECT d.reason, d.record, n.content, s.workbook FROM decision d, notification n,"
+        " intake_source s"
+    ).fetchone()
+    assert all(is_sealed(value) for value in raw)
+    opened = conn.execute(
+        "SELECT unseal(d.reason), unseal(d.record), unseal(n.content), unseal(s.workbook)"
+        " FROM decision d, notification n, intake_source s"
+    ).fetchone()
+    assert tuple(opened) == (
+        "Ava Stone matched",
+        '{"child": "Ava Stone"}',
+        '{"child": "Ava Stone"}',
+        b"PK",
+    )
 
 
 def test_a_database_from_a_newer_gateway_is_refused(tmp_path: Path) -> None:
