@@ -47,7 +47,8 @@ from gateway.plan import decision_json, render_table
 from gateway.ruleset import load_rules
 from gateway.sealing import SealReport
 from gateway.service import Service
-from gateway.store import open_config_state, transaction
+from gateway.smtp_intake import read_kept
+from gateway.store import open_config_state, storage_key, transaction
 from gateway.tracking import TrackingHandler
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -405,6 +406,21 @@ def keys_list(obj: Context) -> None:
     usable = sum(1 for line in lines if line.status is KeyStatus.OK)
     soon = sum(1 for line in lines if line.expiring_soon)
     click.echo(f"{len(lines)} contacts: {usable} with a usable key, {soon} expiring within 30 days")
+
+
+@cli.group()
+def spool() -> None:
+    """Mail the SMTP intake kept (sealed with the storage key)."""
+
+
+@spool.command("show")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.pass_obj
+@_reports_errors
+def spool_show(obj: Context, file: Path) -> None:
+    """Write the message kept in FILE (e.g. quarantine/3.eml.sealed) to standard output."""
+    raw = read_kept(file, storage_key(obj.config))
+    click.echo(raw, nl=False)
 
 
 @cli.group("audit")

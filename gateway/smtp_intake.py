@@ -44,14 +44,16 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from gateway import mail_ledger
+from gateway.at_rest import StorageKey, is_sealed
 from gateway.clock import Clock
 from gateway.config import ImapSection, InboundSmtpSection, LoadedConfig
+from gateway.errors import StateError
 from gateway.keyring import open_keyring
 from gateway.mail_intake import PoliceMailHandler
 from gateway.mail_ledger import ContentKey, InboundRecord, LedgerKey
 from gateway.mailbox_watch import Handler
 from gateway.ruleset import load_rules
-from gateway.store import open_config_state, transaction
+from gateway.store import open_config_state, storage_key, transaction
 
 log = logging.getLogger("gateway.smtp_intake")
 
@@ -63,6 +65,7 @@ ACCEPTED = "250 2.0.0 Message accepted"
 NOT_HERE = "550 5.1.1 No such mailbox here"
 TRY_LATER = "451 4.3.0 Message not taken in; try again later"
 _UNSAFE = re.compile(r"[^!-~]")
+SEALED_SUFFIX = ".eml.sealed"
 
 # mail_ledger.record takes the folder names from an IMAP account; the spool's folders stand
 # in for them (it reads processed_folder and quarantine_folder, nothing else).
@@ -77,18 +80,21 @@ class Spool:
 
     A message is written to incoming/ (named by its content hash) and synced before its
     record is written; after the record commits it is renamed into processed/ or quarantine/
-    as `<uid>.eml`. A crash between the two leaves the record unmoved and the file in
-    incoming/: `recover` finishes the rename.
+    as `<uid>.eml.sealed`. A crash between the two leaves the record unmoved and the file in
+    incoming/: `recover` finishes the rename. The police's mail may carry a spreadsheet
+    signed but not encrypted, so every file is sealed with the storage key, like personal
+    data in the state database (`read_kept`; `encompass-gateway spool show FILE`).
     """
 
     root: Path
+    key: StorageKey
 
     def keep(self, raw: bytes, content: ContentKey) -> None:
         incoming = self.root / "incoming"
         incoming.mkdir(parents=True, exist_ok=True)
         partial = incoming / f"{content.sha256}.part"
         with partial.open("wb") as handle:
-            handle.write(raw)
+            handle.write(self.key.seal(raw) or b"")
             handle.flush()
             os.fsync(handle.fileno())
         partial.replace(self._incoming(content))
@@ -98,13 +104,26 @@ class Spool:
         """Put the message of `inbound` in its folder; its path there."""
         folder = self.root / inbound.target
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{inbound.key.uid}.eml"
+        path = folder / f"{inbound.key.uid}{SEALED_SUFFIX}"
         self._incoming(inbound.content).replace(path)
         _sync_directory(folder)
         return path
 
     def _incoming(self, content: ContentKey) -> Path:
-        return self.root / "incoming" / f"{content.sha256}.eml"
+        return self.root / "incoming" / f"{content.sha256}{SEALED_SUFFIX}"
+
+
+def read_kept(path: Path, key: StorageKey) -> bytes:
+    """A message the spool kept in `path`, as it was received."""
+    try:
+        sealed = path.read_bytes()
+    except OSError as exc:
+        raise StateError(f"cannot read {path}: {exc.strerror}") from exc
+    if not is_sealed(sealed):
+        raise StateError(f"{path} is not a message kept by the SMTP intake")
+    raw = key.unseal(sealed)
+    assert isinstance(raw, bytes)
+    return raw
 
 
 def _sync_directory(path: Path) -> None:
@@ -191,7 +210,7 @@ class SmtpIntake:
                     raw,
                     conn=conn,
                     handle=handler,
-                    spool=Spool(self.section.spool),
+                    spool=Spool(self.section.spool, storage_key(self.config)),
                     now=self.clock.now(),
                     actor=self.actor,
                 )
@@ -201,7 +220,8 @@ class SmtpIntake:
     def recover(self) -> int:
         conn = open_config_state(self.config)
         try:
-            return recover(conn, Spool(self.section.spool), now=self.clock.now(), actor=self.actor)
+            spool = Spool(self.section.spool, storage_key(self.config))
+            return recover(conn, spool, now=self.clock.now(), actor=self.actor)
         finally:
             conn.close()
 

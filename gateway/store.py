@@ -282,11 +282,18 @@ def transaction(conn: sqlite3.Connection, *, alone: bool = False) -> Iterator[No
     conn.execute("COMMIT")
 
 
+def storage_key(config: LoadedConfig) -> StorageKey:
+    """The key the configuration names, else the one generated beside the database."""
+    ref = config.config.state.storage_key
+    if ref is None:
+        return load_or_create(key_file_beside(config.database))
+    return StorageKey.from_text(ref.resolve(), source="state.storage_key")
+
+
 def open_config_state(config: LoadedConfig) -> sqlite3.Connection:
     """The state database the configuration names, with its storage key."""
-    ref = config.config.state.storage_key
-    key = None if ref is None else StorageKey.from_text(ref.resolve(), source="state.storage_key")
-    return open_state(config.database, storage_key=key)
+    config.database.parent.mkdir(parents=True, exist_ok=True)
+    return open_state(config.database, storage_key=storage_key(config))
 
 
 def open_state(path: Path, *, storage_key: StorageKey | None = None) -> sqlite3.Connection:

@@ -29,6 +29,7 @@ from pydantic import ValidationError
 from sample_day import INTAKE, notified_urns, pin_real_keys
 from smtp_sink import HOST, Certificate, SmtpSink, free_port
 
+from gateway.at_rest import StorageKey
 from gateway.cli import cli
 from gateway.clock import FixedClock, SystemClock
 from gateway.config import InboundSmtpSection, load_config
@@ -36,7 +37,7 @@ from gateway.errors import ConfigError
 from gateway.keyring import open_keyring
 from gateway.mail_ledger import Disposition, DispositionKind, InboundRecord, LedgerKey
 from gateway.service import Service
-from gateway.smtp_intake import SmtpIntake, SmtpListener, Spool, recover, take
+from gateway.smtp_intake import SmtpIntake, SmtpListener, Spool, read_kept, recover, take
 from gateway.store import open_state
 from gateway.synthetic import write_sample
 
@@ -178,7 +179,14 @@ def test_a_signed_police_mail_over_starttls_is_taken_in_before_the_250(listening
     with listening.state() as conn:
         record = conn.execute("SELECT * FROM inbound_message").fetchone()
     assert (record["mailbox"], record["disposition"], record["moved"]) == ("smtp", "intake", 1)
-    kept = (listening.spool / "processed" / f"{record['uid']}.eml").read_bytes()
+    kept_file = listening.spool / "processed" / f"{record['uid']}.eml.sealed"
+    # Kept sealed: the spreadsheet travelled signed, not encrypted.
+    assert b"daily-return" not in kept_file.read_bytes()
+    shown = CliRunner().invoke(
+        cli, ["--config", str(listening.config), "spool", "show", str(kept_file)]
+    )
+    assert shown.exit_code == 0, shown.output
+    kept = shown.stdout_bytes
     assert kept.startswith(b"Authentication-Results: gateway.mash.example.org; none\r\nReceived:")
 
 
@@ -206,7 +214,7 @@ def test_a_spoofed_mail_is_accepted_but_quarantined_and_not_a_row_is_read(listen
     with listening.state() as conn:
         record = conn.execute("SELECT uid, disposition FROM inbound_message").fetchone()
     assert record["disposition"] == "quarantined"
-    assert (listening.spool / "quarantine" / f"{record['uid']}.eml").exists()
+    assert (listening.spool / "quarantine" / f"{record['uid']}.eml.sealed").exists()
     with listening.state() as conn:
         recipients = {row[0] for row in conn.execute("SELECT recipient FROM message")}
     assert POLICE not in recipients  # the Navigator is alerted; the "sender" hears nothing
@@ -339,6 +347,7 @@ class _CrashBeforeFiling(Spool):
 
 def test_a_crash_between_the_commit_and_the_filing_is_finished_on_start(tmp_path: Path) -> None:
     conn = open_state(tmp_path / "state.sqlite3")
+    key = StorageKey.generate()
     raw = mail(content(("daily-return.xlsx", b"PK")))
     now = datetime.fromisoformat(INTAKE)
     calls: list[LedgerKey] = []
@@ -348,10 +357,17 @@ def test_a_crash_between_the_commit_and_the_filing_is_finished_on_start(tmp_path
         return Disposition(DispositionKind.QUARANTINED, reason="test")
 
     with pytest.raises(OSError):
-        take(raw, conn=conn, handle=handle, spool=_CrashBeforeFiling(tmp_path), now=now, actor="t")
-    assert recover(conn, Spool(tmp_path), now=now, actor="t") == 1
-    assert (tmp_path / "quarantine" / "1.eml").read_bytes() == raw
-    assert recover(conn, Spool(tmp_path), now=now, actor="t") == 0
+        take(
+            raw,
+            conn=conn,
+            handle=handle,
+            spool=_CrashBeforeFiling(tmp_path, key),
+            now=now,
+            actor="t",
+        )
+    assert recover(conn, Spool(tmp_path, key), now=now, actor="t") == 1
+    assert read_kept(tmp_path / "quarantine" / "1.eml.sealed", key) == raw
+    assert recover(conn, Spool(tmp_path, key), now=now, actor="t") == 0
     assert len(calls) == 1
     conn.close()
 
