@@ -16,7 +16,7 @@ import email.policy
 import re
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from email.headerregistry import HeaderRegistry
 from email.message import EmailMessage, Message
@@ -86,6 +86,10 @@ class Opened:
     inner: EmailMessage
     signer_fingerprint: str | None  # primary fingerprint of the signing key, when known
     signature_valid: bool
+    # The decrypted bytes exactly, and GnuPG's status lines, for a caller that judges the
+    # signature against its own pinned keys (gateway/signed_mail.py).
+    plaintext: bytes = field(default=b"", repr=False)
+    status: str = field(default="", repr=False)
 
 
 def seal(
@@ -276,7 +280,7 @@ def open_sealed(keyring: Keyring, raw: bytes, *, passphrase: str | None = None) 
     signer = validsig[0][9] if len(validsig) == 1 and len(validsig[0]) >= 10 else None
     parsed = BytesParser(policy=email.policy.default).parsebytes(result.data)
     assert isinstance(parsed, EmailMessage)  # the default policy always makes one
-    return Opened(parsed, signer, valid)
+    return Opened(parsed, signer, valid, bytes(result.data), result.stderr)
 
 
 def encrypted_part(raw: bytes) -> bytes:

@@ -30,7 +30,8 @@ from email.message import EmailMessage, Message
 from gateway.config import PoliceSection
 from gateway.keyring import Keyring, normalise_fingerprint, status_lines
 from gateway.pgpmime import _integrity_protected
-from gateway.sender_auth import AuthMethod, signature_check
+from gateway.sender_auth import AuthMethod, police_keys
+from gateway.signed_mail import signature_check
 
 SPREADSHEET = ".xlsx"
 ENCRYPTED = (".xlsx.gpg", ".xlsx.pgp")
@@ -219,7 +220,7 @@ def _decrypt(
             f"decrypting it failed or went past the {_size(max_bytes)} limit "
             f"({_gpg_said(result.stderr)})",
         )
-    signature = signature_check(result.stderr, police.fingerprints)
+    signature = signature_check(result.stderr, police_keys(police))
     if "pgp" not in method and not signature.passed:
         return RefusedFile(
             filename,

@@ -7,7 +7,8 @@ proves it, by the means `[police] authentication` asks for:
 - **pgp**: an RFC 3156 OpenPGP signature by one of the pinned police keys, either
   `multipart/signed` (verified over the exact bytes of the signed part as they arrived) or
   `multipart/encrypted` to the MASH key and signed inside the encryption in one operation
-  (RFC 3156 §6.2; the separately nested form of §6.1 is refused, as is inline PGP);
+  (RFC 3156 §6.2; the separately nested form of §6.1 is refused, as is inline PGP) —
+  the signature machinery, shared with signed commands, is gateway/signed_mail.py;
 - **dkim**: DKIM pass for the From domain (or a parent domain of it) and DMARC pass for it,
   in the `Authentication-Results` header (RFC 8601) that the trusted MASH mail server added;
 - **either** one of them, or **both**.
@@ -42,40 +43,31 @@ Decisions worth knowing:
 from __future__ import annotations
 
 import email.policy
-import itertools
 import re
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from email.headerregistry import Address, AddressHeader, BaseHeader
 from email.message import EmailMessage
-from email.parser import BytesParser
-from pathlib import Path
 from typing import Literal
 
 from gateway.config import PoliceSection
 from gateway.errors import GatewayError
-from gateway.keyring import Keyring, normalise_fingerprint, status_lines
-from gateway.pgpmime import OpeningError, open_sealed
+from gateway.keyring import Keyring
+from gateway.signed_mail import (
+    PinnedKeys,
+    SignatureCheck,
+    described_defect,
+    open_signed,
+    parse,
+)
 
 AuthMethod = Literal["pgp", "dkim", "pgp+dkim"]
-
-SIGNATURE_PROTOCOL = "application/pgp-signature"
 
 # RFC 5322 dot-atom local part and a host name of at least two LDH labels: anything else
 # (quoted strings, encoded words, domain literals, trailing dots) is refused outright.
 _LOCAL_PART = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
 _DOMAIN = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z0-9-]{2,63}$")
 _ADDRESS_LIKE = re.compile(r"[@<>]")
-# The end of the header section: the first empty line (RFC 5322 §2.1).
-_HEADER_END = re.compile(rb"\n\r?\n")
-_LINE_END = re.compile(rb"\r?\n")
-_BARE_CR = re.compile(rb"\r(?!\n)")
-_SIGNATURE_PROBLEMS = {
-    "BADSIG": "its OpenPGP signature does not match the signed content: the mail was "
-    "altered after signing",
-    "EXPSIG": "its OpenPGP signature has expired",
-}
 
 
 class AuthenticationResultsError(GatewayError):
@@ -107,19 +99,6 @@ class SenderVerdict:
 
 
 @dataclass(frozen=True)
-class SignatureCheck:
-    """GnuPG's verdict on one OpenPGP signature, judged against the pinned police keys.
-
-    `reason` is a clause for the Navigator ("its OpenPGP signature does not match…") when
-    the check failed, and names the key when it passed.
-    """
-
-    passed: bool
-    reason: str
-    signer: str | None = None  # primary fingerprint of a pinned signing key, when passed
-
-
-@dataclass(frozen=True)
 class AuthResult:
     """One `method=result` statement of an Authentication-Results header, with its
     properties ("header.d", "header.from", "smtp.mailfrom"…, lower-cased names)."""
@@ -146,7 +125,7 @@ def authenticate(
     `keyring` holds the pinned police public keys and, for mail encrypted to the MASH key,
     its secret key, unlocked with `passphrase`.
     """
-    message = _parse(raw)
+    message = parse(raw)
     try:
         sender = _sender(message, police.senders)
     except _Refused as refused:
@@ -191,55 +170,6 @@ def allow_listed(address: str, senders: Iterable[str]) -> bool:
     return False
 
 
-def signature_check(stderr: str, pinned: Iterable[str]) -> SignatureCheck:
-    """Judge the signature status lines of a GnuPG run (verify, or decrypt of a signed
-    message): exactly one signature, good, by a key whose primary fingerprint is pinned.
-
-    A signing subkey counts as its primary key (VALIDSIG's last field), so a police key
-    whose signing subkey was replaced stays pinned by its primary fingerprint.
-    """
-    lines = list(status_lines(stderr))
-    keywords = {keyword for keyword, _ in lines}
-    signatures = sum(1 for keyword, _ in lines if keyword == "NEWSIG")
-    if signatures == 0 and not keywords & {"GOODSIG", "BADSIG", "ERRSIG", "VALIDSIG"}:
-        return SignatureCheck(False, "it carries no OpenPGP signature GnuPG can read")
-    if signatures > 1:
-        return SignatureCheck(
-            False, f"it carries {signatures} OpenPGP signatures; one, by a pinned key, is needed"
-        )
-    for keyword, problem in _SIGNATURE_PROBLEMS.items():
-        if keyword in keywords:
-            return SignatureCheck(False, problem)
-    for keyword, args in lines:
-        # ERRSIG <keyid> <algo> <hash> <class> <time> <rc> <fpr>; EXPKEYSIG <keyid> <uid>
-        fields = [*args, "?", "?", "?", "?", "?", "?", "-"]
-        if keyword == "ERRSIG":
-            key = fields[6] if fields[6] not in ("-", "?") else fields[0]
-            if "NO_PUBKEY" in keywords:
-                return SignatureCheck(
-                    False,
-                    f"it is signed by key {key}, which is not in the gateway's keyring "
-                    "(not a pinned police key)",
-                )
-            return SignatureCheck(
-                False, f"its OpenPGP signature by key {key} cannot be checked (error {fields[5]})"
-            )
-        if keyword in ("EXPKEYSIG", "REVKEYSIG"):
-            state = "expired" if keyword == "EXPKEYSIG" else "been revoked"
-            return SignatureCheck(False, f"it is signed by key {fields[0]}, which has {state}")
-    validsig = [args for keyword, args in lines if keyword == "VALIDSIG"]
-    if "GOODSIG" not in keywords or len(validsig) != 1 or len(validsig[0]) < 10:
-        return SignatureCheck(False, "its OpenPGP signature is not valid")
-    primary = normalise_fingerprint(validsig[0][9])
-    if primary not in {normalise_fingerprint(f) for f in pinned}:
-        return SignatureCheck(
-            False,
-            f"it is signed by key {primary}, which is not a pinned police key "
-            "([police] fingerprints)",
-        )
-    return SignatureCheck(True, f"signed by the pinned police key {primary}", primary)
-
-
 def parse_authentication_results(value: str) -> AuthenticationResults:
     """Parse the value of one Authentication-Results header (RFC 8601 §2.2): comments,
     quoted strings, folding, several results, "; none". Property values are read leniently
@@ -274,12 +204,6 @@ def parse_authentication_results(value: str) -> AuthenticationResults:
             properties.append((name, scanner.property_value()))
         results.append(AuthResult(method, result, tuple(properties)))
     return AuthenticationResults(authserv_id, tuple(results))
-
-
-def _parse(raw: bytes) -> EmailMessage:
-    parsed = BytesParser(policy=email.policy.default).parsebytes(raw)
-    assert isinstance(parsed, EmailMessage)  # the default policy always makes one
-    return parsed
 
 
 # -- From and Sender ------------------------------------------------------------------
@@ -327,7 +251,9 @@ def _strict_address(raw: str, name: str) -> str:
     if not isinstance(header, AddressHeader) or not isinstance(header, BaseHeader):
         raise _Refused(f"the {name} header {shown} cannot be read as an address")
     if header.defects:
-        raise _Refused(f"the {name} header {shown} is malformed ({_described(header.defects[0])})")
+        raise _Refused(
+            f"the {name} header {shown} is malformed ({described_defect(header.defects[0])})"
+        )
     groups = header.groups
     if len(groups) != 1 or groups[0].display_name is not None:
         raise _Refused(f"the {name} header {shown} must hold exactly one address")
@@ -354,6 +280,11 @@ def _strict_address(raw: str, name: str) -> str:
 # -- OpenPGP ----------------------------------------------------------------------------
 
 
+def police_keys(police: PoliceSection) -> PinnedKeys:
+    """The pinned police keys, as gateway/signed_mail.py judges signatures against them."""
+    return PinnedKeys(police.fingerprints, "police key", "[police] fingerprints")
+
+
 def _open(
     raw: bytes,
     message: EmailMessage,
@@ -362,116 +293,20 @@ def _open(
     passphrase: str | None,
 ) -> tuple[EmailMessage | None, SignatureCheck]:
     """The content to hand on (None: there is none that can be read) and the OpenPGP check."""
-    content_type = message.get_content_type()
-    if content_type == "multipart/signed":
-        return _open_signed(raw, message, police, keyring)
-    if content_type == "multipart/encrypted":
-        return _open_encrypted(raw, police, keyring, passphrase)
-    return message, SignatureCheck(False, "the mail has no OpenPGP signature")
-
-
-def _open_signed(
-    raw: bytes, message: EmailMessage, police: PoliceSection, keyring: Keyring
-) -> tuple[EmailMessage | None, SignatureCheck]:
-    protocol = message.get_param("protocol")
-    if not isinstance(protocol, str) or protocol.lower() != SIGNATURE_PROTOCOL:
-        return message, SignatureCheck(
-            False, f"the mail is multipart/signed with protocol {protocol!r}, not OpenPGP"
-        )
-    try:
-        signed, signature = _signed_parts(raw, message)
-    except _Refused as refused:
-        # Only a DKIM pass can still vouch for such a mail, and then for the whole of it.
-        return message, SignatureCheck(False, f"its PGP/MIME structure is malformed: {refused}")
-    with tempfile.TemporaryDirectory(prefix="eg-sig-") as scratch:
-        # python-gnupg takes a detached signature only as a file; it is not secret.
-        signature_file = Path(scratch) / "signature.asc"
-        signature_file.write_bytes(signature)
-        result = keyring.gpg.verify_data(str(signature_file), signed)
-    return _parse(signed), signature_check(result.stderr, police.fingerprints)
-
-
-def _open_encrypted(
-    raw: bytes, police: PoliceSection, keyring: Keyring, passphrase: str | None
-) -> tuple[EmailMessage | None, SignatureCheck]:
-    if police.mash_fingerprint is None:
+    if message.get_content_type() == "multipart/encrypted" and police.mash_fingerprint is None:
         return None, SignatureCheck(
             False,
             "the mail is encrypted and no MASH key is configured to decrypt it "
             "([police] mash_fingerprint)",
         )
-    try:
-        opened = open_sealed(keyring, raw, passphrase=passphrase)
-    except OpeningError as exc:
-        return None, SignatureCheck(
-            False, f"the mail is encrypted and cannot be opened with the MASH key: {exc}"
-        )
-    pinned = {normalise_fingerprint(f) for f in police.fingerprints}
-    signer = opened.signer_fingerprint and normalise_fingerprint(opened.signer_fingerprint)
-    if not opened.signature_valid or signer is None:
-        check = SignatureCheck(
-            False,
-            "the encrypted mail has no valid OpenPGP signature inside the encryption "
-            "(none, a bad one, or one by a key the gateway does not hold)",
-        )
-    elif signer not in pinned:
-        check = SignatureCheck(
-            False,
-            f"it is signed by key {signer}, which is not a pinned police key "
-            "([police] fingerprints)",
-        )
-    else:
-        check = SignatureCheck(
-            True, f"signed and encrypted by the pinned police key {signer}", signer
-        )
-    return opened.inner, check
-
-
-def _signed_parts(raw: bytes, message: EmailMessage) -> tuple[bytes, bytes]:
-    """The signed entity of an RFC 3156 `multipart/signed` mail, exactly as transmitted in
-    canonical CRLF form (§5: the signature covers those bytes, not a re-serialisation),
-    and the signature part's decoded content."""
-    boundary = message.get_boundary()
-    if not boundary or not boundary.isascii():
-        raise _Refused("the multipart/signed part has no usable boundary")
-    if message.defects:
-        raise _Refused(f"the MIME structure has defects ({_described(message.defects[0])})")
-    parts = list(message.iter_parts())
-    header_end = _HEADER_END.search(raw)
-    if header_end is None:
-        raise _Refused("the mail has no body")
-    body = raw[header_end.end() :]
-    if _BARE_CR.search(body):
-        # The email package also ends lines at a lone CR, this reading does not: rather than
-        # risk the two disagreeing on where the signed part ends, refuse what RFC 5322 forbids.
-        raise _Refused("the body holds a carriage return that does not end a line")
-    chunks = _raw_parts(body, boundary)
-    if len(chunks) != 2 or len(parts) != 2:
-        raise _Refused(f"multipart/signed must have exactly 2 parts, not {len(parts)}")
-    if parts[1].get_content_type() != SIGNATURE_PROTOCOL:
-        raise _Refused(
-            f"the second part is {parts[1].get_content_type()}, not {SIGNATURE_PROTOCOL}"
-        )
-    signature = parts[1].get_payload(decode=True)
-    if not isinstance(signature, bytes) or not signature.strip():
-        raise _Refused("the signature part is empty")
-    return _LINE_END.sub(b"\r\n", chunks[0]), signature
-
-
-def _raw_parts(body: bytes, boundary: str) -> list[bytes]:
-    """The body parts between the delimiter lines of `boundary` (RFC 2046 §5.1.1): the line
-    break before each delimiter belongs to the delimiter, not to the part before it."""
-    delimiter = re.compile(
-        rb"(?:\A|(?<=\n))--" + re.escape(boundary.encode("ascii")) + rb"(--)?[ \t]*(?:\r?\n|\Z)"
+    opened = open_signed(
+        raw,
+        pinned=police_keys(police),
+        keyring=keyring,
+        passphrase=passphrase,
+        decrypting_key="the MASH key",
     )
-    lines = list(delimiter.finditer(body))
-    close = next((i for i, line in enumerate(lines) if line.group(1)), None)
-    if close is None or close == 0:
-        raise _Refused("the multipart/signed body has no opening or no closing boundary")
-    return [
-        body[here.end() : after.start()].removesuffix(b"\n").removesuffix(b"\r")
-        for here, after in itertools.pairwise(lines[: close + 1])
-    ]
+    return opened.content, opened.check
 
 
 # -- DKIM and DMARC, as the trusted server saw them -------------------------------------
@@ -549,11 +384,6 @@ def _dkim_tags(value: str) -> dict[str, str]:
         if equals:
             tags[name.strip().lower()] = "".join(content.split())
     return tags
-
-
-def _described(defect: Exception) -> str:
-    # Some of the email package's defects carry no message, only their class name.
-    return str(defect) or re.sub(r"(?<!^)(?=[A-Z])", " ", type(defect).__name__).lower()
 
 
 def _joined(reasons: Sequence[str]) -> str:
