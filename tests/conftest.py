@@ -14,6 +14,7 @@ import pytest
 from dovecot import Dovecot
 from hypothesis import settings
 from invariants import assert_sealed
+from mail_world import World, make_world
 from matching_corpus import InMemoryDirectory
 from pgp_keys import KeyFactory, PgpKey, new_gnupg_home, recipient_keyring, remove_gnupg_home
 from police_mail_corpus import MASH, POLICE, police_keyring
@@ -250,6 +251,26 @@ def sealed_outbox(
 def dovecot() -> Iterator[Dovecot]:
     with Dovecot() as server:
         yield server
+
+
+@pytest.fixture
+def world(
+    tmp_path: Path,
+    key_factory: KeyFactory,
+    navigator_key: PgpKey,
+    gnupg_home: Callable[[], Path],
+    smtp_sink: SmtpSink,
+    dovecot: Dovecot,
+) -> World:
+    """The sample day's site against the shared Dovecot and an SMTP sink (tests/mail_world.py)."""
+    return make_world(
+        tmp_path,
+        key_factory=key_factory,
+        navigator_key=navigator_key,
+        gnupg_home=gnupg_home,
+        smtp_sink=smtp_sink,
+        dovecot=dovecot,
+    )
 
 
 @pytest.fixture(scope="session")

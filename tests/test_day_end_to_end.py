@@ -12,8 +12,8 @@ from email.message import EmailMessage
 
 from dovecot import MailUser
 from invariants import assert_sealed
+from mail_world import World, read_receipt
 from pgp_keys import KeyFactory, PgpKey
-from test_poll import World, _read_receipt, world  # noqa: F401  (the fixture)
 
 from gateway.clock import FixedClock
 from gateway.config import load_config
@@ -33,7 +33,7 @@ REPLY_TEXT = "Thank you. Recorded on the chronology; her class teacher will chec
 
 
 def test_the_day_from_the_police_mail_to_the_dsls_reply(
-    world: World,  # noqa: F811
+    world: World,
     key_factory: KeyFactory,
     navigator_key: PgpKey,
     recipient_home: Callable[[PgpKey], Keyring],
@@ -68,7 +68,7 @@ def test_the_day_from_the_police_mail_to_the_dsls_reply(
     reference = _header(raw, b"Subject").split()[-1]
 
     # It answers: a read receipt, then a reply encrypted to the Navigator and signed.
-    world.dovecot.deliver(world.navigator, _read_receipt(message_id))
+    world.dovecot.deliver(world.navigator, read_receipt(message_id))
     reply = EmailMessage()
     reply.set_content(REPLY_TEXT + "\n")
     world.dovecot.deliver(

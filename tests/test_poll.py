@@ -4,135 +4,18 @@
 import json
 import re
 import sqlite3
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 
-import pytest
-from click.testing import CliRunner, Result
-from dovecot import Dovecot, MailUser
-from pgp_keys import KeyFactory, PgpKey
-from police_mail_corpus import POLICE, Header, content, mail, police_keyring, signed
-from sample_day import INTAKE, notified_urns, pin_real_keys
-from smtp_sink import SmtpSink
+from mail_world import World, read_receipt
+from pgp_keys import PgpKey
+from police_mail_corpus import POLICE, content, mail
 
-from gateway.cli import cli
 from gateway.inbound import Kind, classify
-from gateway.keyring import Keyring, open_keyring
+from gateway.keyring import open_keyring
 from gateway.pgpmime import open_sealed
-from gateway.store import open_state
-from gateway.synthetic import write_sample
 
 AT_NINE = "2026-03-02T09:00:00+00:00"
 LATER = "2026-03-02T09:30:00+00:00"
-
-
-@dataclass
-class World:
-    config: Path
-    workbook: Path
-    dovecot: Dovecot
-    mash: MailUser
-    navigator: MailUser
-    gnupg_home: Path  # the gateway's own GnuPG home (the Navigator's secret key is in it)
-    desk: Keyring  # the police desk's own GnuPG home (its secret key, the Navigator's public)
-    police_fingerprint: str
-    sink: SmtpSink
-
-    def run(self, *args: str, now: str = INTAKE) -> Result:
-        result = CliRunner().invoke(cli, ["--config", str(self.config), "--now", now, *args])
-        assert result.exit_code == 0, result.output
-        return result
-
-    def police_mail(self, workbook: bytes, *headers: Header) -> bytes:
-        """A mail with `workbook` attached, signed by the police key."""
-        return self.police_mail_with(("daily-return.xlsx", workbook), headers=headers)
-
-    def police_mail_with(self, *files: tuple[str, bytes], headers: Sequence[Header] = ()) -> bytes:
-        entity = signed(content(*files), keyring=self.desk, signer=self.police_fingerprint)
-        return mail(entity, headers=headers)
-
-    def police_mail_without_files(self, *headers: Header) -> bytes:
-        return self.police_mail_with(headers=headers)
-
-    def state(self) -> sqlite3.Connection:
-        conn = open_state(self.config.parent / "state" / "gateway.sqlite3")
-        return conn
-
-
-def _imap_block(name: str, dovecot: Dovecot, user: MailUser) -> str:
-    account = dovecot.imap_section(user)
-    assert account.password is not None and account.password.file is not None
-    return (
-        f'\n[mailboxes.{name}]\nhost = "{account.host}"\nport = {account.port}\n'
-        f'tls = "{account.tls}"\nusername = "{account.username}"\n'
-        f'password = {{ file = "{account.password.file}" }}\n'
-    )
-
-
-@pytest.fixture
-def world(
-    tmp_path: Path,
-    key_factory: KeyFactory,
-    navigator_key: PgpKey,
-    gnupg_home: Callable[[], Path],
-    smtp_sink: SmtpSink,
-    dovecot: Dovecot,
-) -> World:
-    sample = write_sample(tmp_path / "sample", reported_on=date(2026, 3, 2))
-    keys = pin_real_keys(
-        sample.directory.contacts, notified_urns(sample), key_factory, tmp_path / "keys"
-    )
-    police = key_factory.make(POLICE, name="Police DA desk")
-    mash_key = key_factory.make("mash@mash.example.org")
-    home = gnupg_home()
-    with open_keyring(home) as keyring:
-        navigator_key.install_secret(keyring)
-        police.install_public(keyring)
-        for key in keys.values():
-            key.install_public(keyring)
-    desk = police_keyring(gnupg_home(), police, mash_key)
-    navigator_key.install_public(desk)
-    mash, navigator = dovecot.new_user("mash"), dovecot.new_user("navigator")
-    sample.config.write_text(
-        sample.config.read_text(encoding="utf-8")
-        + f"""
-[navigator]
-email = "{navigator_key.email}"
-fingerprint = "{navigator_key.fingerprint}"
-
-[gnupg]
-home = "{home}"
-
-[smtp]
-host = "127.0.0.1"
-port = {smtp_sink.port}
-tls = "none"
-
-[police]
-senders = ["{POLICE}"]
-authentication = "pgp"
-fingerprints = ["{police.fingerprint}"]
-"""
-        + _imap_block("mash", dovecot, mash)
-        + _imap_block("navigator", dovecot, navigator),
-        encoding="utf-8",
-    )
-
-    world = World(
-        sample.config,
-        sample.workbook,
-        dovecot,
-        mash,
-        navigator,
-        home,
-        desk,
-        police.fingerprint,
-        smtp_sink,
-    )
-    world.run("directory", "import", "--no-progress")
-    return world
 
 
 def test_a_signed_police_mail_is_taken_in_sealed_and_moved(world: World) -> None:
@@ -208,7 +91,7 @@ def test_a_read_receipt_is_recorded_against_its_message(world: World) -> None:
     world.run("dispatch", now=AT_NINE)
     with world.state() as conn:
         row = conn.execute("SELECT id, message_id, reference FROM message LIMIT 1").fetchone()
-    world.dovecot.deliver(world.navigator, _read_receipt(row["message_id"]))
+    world.dovecot.deliver(world.navigator, read_receipt(row["message_id"]))
     polled = world.run("poll", now=LATER)
     assert "navigator: 1 handled" in polled.output
     with world.state() as conn:
@@ -227,24 +110,6 @@ def test_a_reply_stays_in_the_navigators_inbox_flagged(world: World) -> None:
     world.run("poll", now=LATER)
     (stored,) = world.dovecot.messages(world.navigator).values()
     assert "$EncompassNeedsAPerson" in stored.flags
-
-
-def _read_receipt(original_message_id: str) -> bytes:
-    """An RFC 8098 read receipt, as Thunderbird sends one."""
-    return (
-        "From: dsl@school.example.org\r\nTo: navigator@mash.example.org\r\n"
-        "Subject: Return Receipt (displayed) - Secure notification\r\n"
-        "Message-ID: <mdn1@school.example.org>\r\nDate: Mon, 2 Mar 2026 09:10:00 +0000\r\n"
-        "MIME-Version: 1.0\r\n"
-        'Content-Type: multipart/report; report-type=disposition-notification; boundary="b1"\r\n'
-        "\r\n--b1\r\nContent-Type: text/plain\r\n\r\nThe message was displayed.\r\n"
-        "--b1\r\nContent-Type: message/disposition-notification\r\n\r\n"
-        "Reporting-UA: school.example.org; Thunderbird\r\n"
-        "Final-Recipient: rfc822;dsl@school.example.org\r\n"
-        f"Original-Message-ID: {original_message_id}\r\n"
-        "Disposition: manual-action/MDN-sent-manually; displayed\r\n"
-        "--b1--\r\n"
-    ).encode()
 
 
 # --------------------------------------------------------------------------------------

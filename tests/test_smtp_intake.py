@@ -8,11 +8,12 @@ import ssl
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from mail_world import sample_with_keys, site_config
 from pgp_keys import KeyFactory, PgpKey
 from police_mail_corpus import (
     MASH,
@@ -26,7 +27,7 @@ from police_mail_corpus import (
     signed,
 )
 from pydantic import ValidationError
-from sample_day import INTAKE, notified_urns, pin_real_keys
+from sample_day import INTAKE
 from smtp_sink import HOST, Certificate, SmtpSink, free_port
 
 from gateway.at_rest import StorageKey
@@ -39,7 +40,6 @@ from gateway.mail_ledger import Disposition, DispositionKind, InboundRecord, Led
 from gateway.service import Service
 from gateway.smtp_intake import SmtpIntake, SmtpListener, Spool, read_kept, recover, take
 from gateway.store import open_state
-from gateway.synthetic import write_sample
 
 
 @dataclass
@@ -90,42 +90,30 @@ def site(
 ) -> Site:
     # Parametrised indirectly with the police authentication mode; "pgp" by default.
     mode = getattr(request, "param", "pgp")
-    sample = write_sample(tmp_path / "sample", reported_on=date(2026, 3, 2))
-    keys = pin_real_keys(
-        sample.directory.contacts, notified_urns(sample), key_factory, tmp_path / "keys"
-    )
+    sample = sample_with_keys(tmp_path, key_factory)
     police = key_factory.make(POLICE, name="Police DA desk")
     mash_key = key_factory.make(MASH)
     home = gnupg_home()
     with open_keyring(home) as keyring:
         navigator_key.install_secret(keyring)
         police.install_public(keyring)
-        for key in keys.values():
+        for key in sample.keys.values():
             key.install_public(keyring)
     desk = police_keyring(gnupg_home(), police, mash_key)
     port = free_port()
     spool = tmp_path / "spool"
-    sample.config.write_text(
-        sample.config.read_text(encoding="utf-8")
+    config = sample.paths.config
+    config.write_text(
+        config.read_text(encoding="utf-8")
+        + site_config(
+            navigator=navigator_key,
+            gnupg_home=home,
+            smtp_port=smtp_sink.port,
+            police_fingerprint=police.fingerprint,
+            authentication=mode,
+            trusted_authserv_id=TRUSTED,
+        )
         + f"""
-[navigator]
-email = "{navigator_key.email}"
-fingerprint = "{navigator_key.fingerprint}"
-
-[gnupg]
-home = "{home}"
-
-[smtp]
-host = "127.0.0.1"
-port = {smtp_sink.port}
-tls = "none"
-
-[police]
-senders = ["{POLICE}"]
-authentication = "{mode}"
-fingerprints = ["{police.fingerprint}"]
-trusted_authserv_id = "{TRUSTED}"
-
 [inbound_smtp]
 host = "{HOST}"
 port = {port}
@@ -139,9 +127,7 @@ spool = "{spool}"
         encoding="utf-8",
     )
     runner = CliRunner()
-    imported = runner.invoke(
-        cli, ["--config", str(sample.config), "--now", INTAKE, "directory", "import"]
-    )
+    imported = runner.invoke(cli, ["--config", str(config), "--now", INTAKE, "directory", "import"])
     assert imported.exit_code == 0, imported.output
 
     def police_mail(workbook: bytes) -> bytes:
@@ -152,7 +138,7 @@ spool = "{spool}"
         )
 
     return Site(
-        sample.config, port, sink_certificate, spool, police_mail, sample.workbook.read_bytes()
+        config, port, sink_certificate, spool, police_mail, sample.paths.workbook.read_bytes()
     )
 
 

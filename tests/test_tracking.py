@@ -15,7 +15,6 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 
 import pytest
-import test_poll
 from conftest import CHILD, DISPATCH, SIBLING_ELSEWHERE, SealedOutbox
 from invariants import assert_sealed
 from mail_corpus import (
@@ -31,9 +30,9 @@ from mail_corpus import (
     postfix_dsn,
     sieve_vacation,
 )
+from mail_world import World
 from pgp_keys import KeyFactory, PgpKey
 from smtp_sink import SmtpSink
-from test_poll import World
 
 from gateway import outbox
 from gateway.clock import FixedClock
@@ -45,9 +44,6 @@ from gateway.outbox import MessageState, OutboxMessage
 from gateway.pgpmime import OuterHeaders, encrypted_part, open_sealed, seal
 from gateway.render import subject_for
 from gateway.tracking import NEEDS_A_PERSON, OWN_MAIL, TrackingHandler
-
-# The sample day in Dovecot (tests/test_poll.py's fixture), for the end-to-end cases.
-world = test_poll.world
 
 INCIDENT = "CC/20260301/0412"  # the corpus's reference is this incident at this school
 URN = 110231
