@@ -37,6 +37,7 @@ from gateway.logs import configure_logging
 from gateway.mail_intake import PoliceMailHandler
 from gateway.mailbox_watch import Handler, poll_mailbox
 from gateway.operations import (
+    check_keys_now,
     dispatch_now,
     plan_file,
     queue_chase_list,
@@ -395,17 +396,42 @@ def keys_import(obj: Context, folder: Path) -> None:
 @click.pass_obj
 @_reports_errors
 def keys_list(obj: Context) -> None:
-    """Every contact's key status now; keys that stop working within 30 days are marked."""
+    """Every contact's key status now; keys that stop working within the first of
+    keys.warn_days (30 days by default) are marked."""
     conn = _state(obj)
+    days = obj.config.config.keys.warn_days[0]
     with open_keyring(obj.config.config.gnupg.home) as keyring:
         lines = contact_key_report(
-            keyring, SqliteDirectory(conn).all_contacts(), at=obj.clock.now()
+            keyring, SqliteDirectory(conn).all_contacts(), at=obj.clock.now(), warn_days=days
         )
     for line in lines:
         click.echo(line.render())
     usable = sum(1 for line in lines if line.status is KeyStatus.OK)
     soon = sum(1 for line in lines if line.expiring_soon)
-    click.echo(f"{len(lines)} contacts: {usable} with a usable key, {soon} expiring within 30 days")
+    click.echo(
+        f"{len(lines)} contacts: {usable} with a usable key, {soon} expiring within {days} days"
+    )
+
+
+@keys.command("check")
+@click.pass_obj
+@_reports_errors
+def keys_check(obj: Context) -> None:
+    """The daily key check, now: each contact's key newly within a keys.warn_days threshold,
+    expired or revoked is recorded for the next digest, and the contact is sent a signed
+    request for a renewed key. Each stage is reported once."""
+    conn = _state(obj)
+    now = obj.clock.now()
+    report = check_keys_now(conn, config=obj.config, now=now, actor="cli:keys-check")
+    for warning in report.warnings:
+        click.echo(
+            f"URN {warning.urn} {warning.contact_role} {warning.fingerprint}: "
+            f"{warning.described}; renewal notice queued"
+        )
+    if report.warnings:
+        _, sent = dispatch_now(conn, config=obj.config, now=now, actor="cli:keys-check")
+        click.echo(f"dispatch: {len(sent.sent)} sent, {len(sent.retrying)} to retry")
+    click.echo(f"key check: {report.checked} contacts' keys, {len(report.warnings)} new warnings")
 
 
 @cli.group()

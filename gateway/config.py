@@ -343,6 +343,32 @@ class ScheduleSection(Strict):
 
     digest_at: ClockTime = "08:30"  # the exceptions digest, before the 09:00 notifications
     chase_at: ClockTime = "14:00"  # the chase list: sent, with no receipt or reply yet
+    # The key check (gateway/key_lifecycle.py): before the digest, so the digest lists what
+    # it found the same morning.
+    key_check_at: ClockTime = "07:30"
+
+
+class KeysSection(Strict):
+    """The contacts' keys and the contacts themselves over time (gateway/key_lifecycle.py)."""
+
+    # Days before a contact's key stops working at which the Navigator is told (in the digest)
+    # and the contact asked for a renewed key: each one once, when first crossed.
+    warn_days: tuple[int, ...] = (30, 7, 1)
+    # A contact whose `Confirmed` date in the contacts list is older than this many months
+    # (or who has none) is flagged: people move on, and their address and key with them.
+    confirm_contacts_months: int = Field(default=12, ge=1, le=120)
+
+    @field_validator("warn_days")
+    @classmethod
+    def _warn_days(cls, days: tuple[int, ...]) -> tuple[int, ...]:
+        if not days:
+            raise ValueError("give at least one number of days, e.g. [30, 7, 1]")
+        for day in days:
+            if not 1 <= day <= 366:
+                raise ValueError(f"{day} is not a number of days from 1 to 366")
+        if len(set(days)) != len(days):
+            raise ValueError(f"{list(days)} names a number of days twice")
+        return tuple(sorted(days, reverse=True))
 
 
 class Config(Strict):
@@ -357,6 +383,7 @@ class Config(Strict):
     dispatch: DispatchSection = DispatchSection()
     police: PoliceSection | None = None  # needed only by mailbox intake
     schedule: ScheduleSection = ScheduleSection()
+    keys: KeysSection = KeysSection()
     mailboxes: Mailboxes | None = None  # needed only by the mailbox service and poll
     inbound_smtp: InboundSmtpSection | None = None  # the optional SMTP listener (`run`)
 

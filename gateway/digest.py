@@ -4,10 +4,11 @@ database, rendered as the inner MIME entity that sealing encrypts to the Navigat
 The digest lists everything the gateway did not do by itself (DESIGN.md section 2: no item
 is dropped silently): children whose decision is an exception, telephone tasks, withheld
 children, manager alerts, notifications that could not be sent and contacts passed over,
-mail that came back or was quarantined, and keys about to expire; then counts of what was
-planned, sealed and sent. The chase list names notifications sent with no read receipt and
-no reply recorded yet. A missing receipt is never taken to mean unread: many mail programs
-never send one, so the list says only what has not been recorded.
+mail that came back or was quarantined, contacts' keys newly past a warning stage (each
+stage once: gateway/key_lifecycle.py) and, once a month, contacts due to be confirmed; then
+counts of what was planned, sealed and sent. The chase list names notifications sent with
+no read receipt and no reply recorded yet. A missing receipt is never taken to mean unread:
+many mail programs never send one, so the list says only what has not been recorded.
 
 Both go to the Navigator alone, encrypted: they name children where the Navigator has to act
 on one, and nothing else personal. Quarantine reasons and SMTP errors can quote an address;
@@ -29,9 +30,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-from gateway.directory import SqliteDirectory
-from gateway.key_reports import contact_key_report
-from gateway.keyring import Keyring
+from gateway.key_lifecycle import KeyWarning, StaleContact, urgency
 from gateway.model import ContactRole, ExceptionKind, Outcome
 from gateway.render import (
     TEMPLATES_DIR,
@@ -100,15 +99,12 @@ _CONTACT_ORDER = {ContactRole.DSL.value: 0, ContactRole.DEPUTY_DSL.value: 1}
 
 
 @dataclass(frozen=True)
-class ExpiringKey:
-    """A contact's pinned key that stops being usable soon (see `expiring_keys`)."""
+class KeyWarningItem:
+    """A contact's key newly past a warning stage, with the names the Navigator reads."""
 
-    urn: int
+    warning: KeyWarning
     school: str
-    contact_role: str  # a ContactRole value
-    contact_name: str
-    fingerprint: str
-    expires: datetime
+    contact_name: str  # from the contacts list now; "" if the contact has left it since
 
 
 @dataclass(frozen=True)
@@ -253,7 +249,8 @@ class Digest:
     returned: tuple[ReturnedMail, ...]
     undelivered: tuple[UndeliveredMail, ...]
     quarantined: tuple[QuarantinedMail, ...]
-    keys_expiring: tuple[ExpiringKey, ...]
+    key_warnings: tuple[KeyWarningItem, ...]
+    stale_contacts: tuple[StaleContact, ...]
     counts: Counts
 
     @property
@@ -269,7 +266,8 @@ class Digest:
             or self.returned
             or self.undelivered
             or self.quarantined
-            or self.keys_expiring
+            or self.key_warnings
+            or self.stale_contacts
         )
 
 
@@ -309,12 +307,14 @@ def build_digest(
     *,
     now: datetime,
     since: datetime | None,
-    keys_expiring: Sequence[ExpiringKey],
+    key_warnings: Sequence[KeyWarning] = (),
+    stale_contacts: Sequence[StaleContact] = (),
 ) -> Digest:
     """The digest as the database stands at `now`.
 
     With `since`, only what was recorded after that instant (the digest sent again when new
-    exceptions arrive after the morning one); keys expiring are listed as given. With None,
+    exceptions arrive after the morning one); key warnings and contacts to confirm are
+    listed as given (the caller knows which are new). With None,
     everything still open: notifications still in exception, and every recorded decision
     and quarantined message (the gateway records no resolution of those yet).
     """
@@ -340,7 +340,11 @@ def build_digest(
             returned=tuple(r for r in _returned(conn) if _after(r.at, since)),
             undelivered=tuple(u for u in _undelivered(conn) if _after(u.at, since)),
             quarantined=tuple(q for q in _quarantined(conn) if _after(q.recorded_at, since)),
-            keys_expiring=tuple(sorted(keys_expiring, key=lambda k: (k.expires, k.urn))),
+            key_warnings=tuple(
+                KeyWarningItem(w, _school_name(conn, w.urn), _contact_name(conn, w))
+                for w in sorted(key_warnings, key=_most_urgent)
+            ),
+            stale_contacts=tuple(stale_contacts),
             counts=_counts(conn, decisions, since),
         )
 
@@ -389,27 +393,20 @@ def build_chase_list(
     return ChaseList(now=now, items=tuple(items))
 
 
-def expiring_keys(
-    keyring: Keyring, directory: SqliteDirectory, *, at: datetime
-) -> tuple[ExpiringKey, ...]:
-    """The contacts' pinned keys usable at `at` that stop being usable within the warning
-    period of `keys list` (gateway/key_reports.py), for the digest."""
-    found = []
-    for line in contact_key_report(keyring, directory.all_contacts(), at=at):
-        if line.expiring_soon and line.expires is not None:
-            contact = line.contact
-            school = directory.establishment(contact.urn)
-            found.append(
-                ExpiringKey(
-                    urn=contact.urn,
-                    school=school.name if school is not None else "",
-                    contact_role=contact.role.value,
-                    contact_name=contact.name,
-                    fingerprint=contact.fingerprint,
-                    expires=line.expires,
-                )
-            )
-    return tuple(found)
+def _most_urgent(warning: KeyWarning) -> tuple[int, str, int]:
+    return (
+        urgency(warning.stage),
+        warning.usable_until.isoformat() if warning.usable_until else "",
+        warning.urn,
+    )
+
+
+def _contact_name(conn: sqlite3.Connection, warning: KeyWarning) -> str:
+    row = conn.execute(
+        "SELECT name FROM contact WHERE urn = ? AND role = ? AND fingerprint = ?",
+        (warning.urn, warning.contact_role, warning.fingerprint),
+    ).fetchone()
+    return str(row["name"]) if row else ""
 
 
 @contextmanager
@@ -807,15 +804,25 @@ def _digest_context(digest: Digest) -> dict[str, Any]:
             }
             for q in digest.quarantined
         ],
-        "keys_expiring": [
+        "key_warnings": [
             {
-                "school": _school(k.school, k.urn),
-                "role": _role(k.contact_role),
+                "school": _school(k.school, k.warning.urn),
+                "role": _role(k.warning.contact_role),
                 "name": clean_line(k.contact_name),
-                "fingerprint": clean_line(k.fingerprint),
-                "expires": uk_datetime(k.expires),
+                "fingerprint": clean_line(k.warning.fingerprint),
+                "stage": k.warning.described,
+                "until": uk_datetime(k.warning.usable_until) if k.warning.usable_until else None,
             }
-            for k in digest.keys_expiring
+            for k in digest.key_warnings
+        ],
+        "stale_contacts": [
+            {
+                "school": _school(c.school, c.urn),
+                "role": _role(c.contact_role),
+                "name": clean_line(c.name),
+                "confirmed": uk_date(c.confirmed) if c.confirmed is not None else None,
+            }
+            for c in digest.stale_contacts
         ],
         "counts": digest.counts,
     }

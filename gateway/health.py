@@ -13,8 +13,10 @@ from datetime import datetime, timedelta
 
 from gateway.at_rest import key_file_beside
 from gateway.calendar import SchoolCalendar
+from gateway.clock import LONDON
 from gateway.config import LoadedConfig
 from gateway.directory import SqliteDirectory
+from gateway.key_lifecycle import stale_contacts
 from gateway.key_reports import contact_key_report
 from gateway.keyring import Keyring, KeyStatus
 
@@ -50,7 +52,9 @@ def check(
         findings.append(
             Finding(True, f"the Navigator's secret key {navigator} is not in the GnuPG home")
         )
-    for line in contact_key_report(keyring, directory.all_contacts(), at=now):
+    keys = config.config.keys
+    contacts = directory.all_contacts()
+    for line in contact_key_report(keyring, contacts, at=now, warn_days=keys.warn_days[0]):
         where = f"URN {line.contact.urn} {line.contact.role.value} {line.contact.email}"
         if line.status is not KeyStatus.OK:
             findings.append(Finding(True, f"{where}: {line.reason}"))
@@ -65,6 +69,18 @@ def check(
                 f"personal data at rest is sealed with {key_file_beside(config.database)},"
                 " generated beside the database: a copy of the state folder carries both;"
                 " set [state] storage_key to a secret kept elsewhere",
+            )
+        )
+    today = now.astimezone(LONDON).date()
+    for stale in stale_contacts(directory, months=keys.confirm_contacts_months, today=today):
+        confirmed = stale.confirmed
+        when = f"last confirmed {confirmed.isoformat()}" if confirmed else "never confirmed"
+        findings.append(
+            Finding(
+                False,
+                f"URN {stale.urn} {stale.contact_role} {stale.name}: {when}, more than "
+                f"{keys.confirm_contacts_months} months ago (keys.confirm_contacts_months): "
+                "check they are still in post, then update the contacts list's Confirmed date",
             )
         )
     horizon = now.date() + CALENDAR_WARNING

@@ -10,8 +10,6 @@ from datetime import datetime, timedelta
 from gateway.keyring import ImportedKey, Keyring, KeyStatus, contacts_served
 from gateway.model import Contact
 
-EXPIRY_WARNING = timedelta(days=30)
-
 
 @dataclass(frozen=True)
 class ImportLine:
@@ -52,8 +50,11 @@ def import_report(imported: Sequence[ImportedKey], contacts: Sequence[Contact]) 
 
 
 def contact_key_report(
-    keyring: Keyring, contacts: Sequence[Contact], *, at: datetime
+    keyring: Keyring, contacts: Sequence[Contact], *, at: datetime, warn_days: int
 ) -> list[ContactKeyLine]:
+    """Each contact's pinned key at `at`; `expiring_soon` when it stops working within
+    `warn_days` days (the first of `keys.warn_days`)."""
+    horizon = at + timedelta(days=warn_days)
     lines = []
     for contact in contacts:
         if not contact.fingerprint:
@@ -68,6 +69,6 @@ def contact_key_report(
             )
             continue
         check = keyring.check(contact.fingerprint, email=contact.email, at=at)
-        soon = check.ok and check.expires is not None and check.expires <= at + EXPIRY_WARNING
+        soon = check.ok and check.expires is not None and check.expires <= horizon
         lines.append(ContactKeyLine(contact, check.status, check.reason, check.expires, soon))
     return lines

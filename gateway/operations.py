@@ -13,7 +13,6 @@ from gateway.config import LoadedConfig
 from gateway.digest import (
     build_chase_list,
     build_digest,
-    expiring_keys,
     render_chase_list,
     render_digest,
 )
@@ -21,6 +20,15 @@ from gateway.directory import SqliteDirectory
 from gateway.dispatch import DispatchReport, dispatch_due
 from gateway.errors import SpreadsheetRefused, StateError
 from gateway.intake_store import Recorded, record_plan
+from gateway.key_lifecycle import (
+    STALE_LISTED,
+    KeyCheckReport,
+    check_keys,
+    mark_listed,
+    stale_contacts,
+    stale_contacts_due,
+    unlisted_warnings,
+)
 from gateway.keyring import Keyring, open_keyring
 from gateway.manager_alert import queue_manager_alerts
 from gateway.model import SpreadsheetIntake
@@ -286,13 +294,22 @@ def queue_digest(
     navigator = NavigatorContact(
         settings.navigator.name, settings.navigator.email, settings.navigator.phone
     )
+    # Key warnings are listed once each, in the first digest after the key check recorded
+    # them; contacts to confirm in the first full digest of each month: told, not nagged.
+    warnings = unlisted_warnings(conn)
+    stale = (
+        ()
+        if only_new or not stale_contacts_due(conn, now=now)
+        else stale_contacts(
+            SqliteDirectory(conn),
+            months=settings.keys.confirm_contacts_months,
+            today=now.astimezone(LONDON).date(),
+        )
+    )
     with open_keyring(settings.gnupg.home) as keyring:
         since = last_digest(conn) if only_new else None
         found = build_digest(
-            conn,
-            now=now,
-            since=since,
-            keys_expiring=expiring_keys(keyring, SqliteDirectory(conn), at=now),
+            conn, now=now, since=since, key_warnings=warnings, stale_contacts=stale
         )
         if only_new and found.is_empty:
             return False
@@ -306,8 +323,29 @@ def queue_digest(
                 now=now,
                 actor=actor,
             )
+            mark_listed(conn, warnings, at=now, actor=actor)
+            if stale:
+                audit.append(conn, STALE_LISTED, actor=actor, at=now, contacts=len(stale))
             audit.append(conn, "digest.queued", actor=actor, at=now, only_new=only_new)
     return True
+
+
+def check_keys_now(
+    conn: sqlite3.Connection, *, config: LoadedConfig, now: datetime, actor: str
+) -> KeyCheckReport:
+    """The key check (gateway/key_lifecycle.py): record each contact key's newly reached
+    warning stage and queue its signed notice to the contact (sent by the next dispatch)."""
+    settings = config.config
+    template = load_rules(config.rules_dir).routing.template
+    with open_keyring(settings.gnupg.home) as keyring:
+        return check_keys(
+            conn,
+            keyring=keyring,
+            sealer=make_sealer(config, keyring, template=template),
+            settings=settings.keys,
+            now=now,
+            actor=actor,
+        )
 
 
 def queue_chase_list(

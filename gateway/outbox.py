@@ -73,6 +73,7 @@ class MessageKind(StrEnum):
     FORWARD = "forward"  # a school's reply or unmatched mail, forwarded to the Navigator
     REPLY = "reply"  # to a sender whose mail could not be taken in
     RETURN_SHEET = "return_sheet"  # to the police sender: their spreadsheet with outcomes
+    KEY_NOTICE = "key_notice"  # to a school contact: their key is expiring; signed, no child data
 
 
 # --------------------------------------------------------------------------------------

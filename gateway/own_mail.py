@@ -6,6 +6,9 @@ pinned key, and outside the encryption it carries only a reference code. Unlike 
 automatic mail: `Auto-Submitted: auto-generated` (RFC 3834) and the loop header, so that
 nothing answers it and the gateway never answers it back (gateway/inbound.py: OWN_LOOP),
 and it asks for no read receipt.
+
+Mail to a school contact that carries no personal data (a request for a renewed key) is
+signed only (`queue_signed`): it must reach a contact whose key is expiring or gone.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from email.utils import formataddr
 from gateway import outbox
 from gateway.errors import ConfigError
 from gateway.outbox import MessageKind
-from gateway.pgpmime import OuterHeaders, seal
+from gateway.pgpmime import OuterHeaders, seal, sign
 from gateway.sealing import Sealer
 
 LOOP_HEADER = "X-Encompass-Loop"
@@ -28,6 +31,7 @@ _PREFIX = {
     MessageKind.DIGEST: "Gateway digest",
     MessageKind.FORWARD: "Gateway forward",
     MessageKind.RETURN_SHEET: "Return sheet",
+    MessageKind.KEY_NOTICE: "Key renewal",
 }
 
 
@@ -94,23 +98,70 @@ def queue_sealed(
             "notification, so it cannot be sent"
         )
     reference = own_reference(kind, key)
-    settings = sealer.dispatch
-    message_id = outbox.message_id_for(reference, to[1], settings.domain)
+    headers = _own_headers(kind, reference, to, sealer, now)
     body = seal(
         sealer.keyring,
         inner,
         recipient=fingerprint,
         signer=sealer.signer,
         passphrase=sealer.passphrase,
-        headers=OuterHeaders(
-            from_addr=formataddr((sealer.navigator.name, sealer.navigator.email)),
-            to_addr=formataddr(to),
-            subject=f"{_PREFIX.get(kind, 'Gateway mail')} {reference}",
-            date=now,
-            message_id=message_id,
-            extra=(("Auto-Submitted", "auto-generated"), (LOOP_HEADER, settings.domain)),
-        ),
+        headers=headers,
     )
+    return _store(conn, kind, reference, to, role, fingerprint, headers, body, sealer, now, actor)
+
+
+def queue_signed(
+    conn: sqlite3.Connection,
+    inner: EmailMessage,
+    *,
+    kind: MessageKind,
+    key: str,
+    to: tuple[str, str],
+    role: str,
+    sealer: Sealer,
+    now: datetime,
+    actor: str,
+) -> int:
+    """Sign `inner` with the Navigator's key, without encrypting it, and queue it, due now;
+    returns the row id. Only for mail that holds no personal data: the caller's template is
+    what guarantees that. The outbox row's fingerprint is the signing key's (nothing is
+    encrypted to anyone)."""
+    reference = own_reference(kind, key)
+    headers = _own_headers(kind, reference, to, sealer, now)
+    body = sign(
+        sealer.keyring, inner, signer=sealer.signer, passphrase=sealer.passphrase, headers=headers
+    )
+    return _store(conn, kind, reference, to, role, sealer.signer, headers, body, sealer, now, actor)
+
+
+def _own_headers(
+    kind: MessageKind, reference: str, to: tuple[str, str], sealer: Sealer, now: datetime
+) -> OuterHeaders:
+    domain = sealer.dispatch.domain
+    return OuterHeaders(
+        from_addr=formataddr((sealer.navigator.name, sealer.navigator.email)),
+        to_addr=formataddr(to),
+        subject=f"{_PREFIX.get(kind, 'Gateway mail')} {reference}",
+        date=now,
+        message_id=outbox.message_id_for(reference, to[1], domain),
+        extra=(("Auto-Submitted", "auto-generated"), (LOOP_HEADER, domain)),
+    )
+
+
+def _store(
+    conn: sqlite3.Connection,
+    kind: MessageKind,
+    reference: str,
+    to: tuple[str, str],
+    role: str,
+    fingerprint: str,
+    headers: OuterHeaders,
+    body: bytes,
+    sealer: Sealer,
+    now: datetime,
+    actor: str,
+) -> int:
+    settings = sealer.dispatch
     return outbox.store_sealed(
         conn,
         kind=kind,
@@ -118,8 +169,10 @@ def queue_sealed(
         contact_role=role,
         recipient=to[1],
         fingerprint=fingerprint,
-        message_id=message_id,
-        return_path=outbox.return_path_for(message_id, settings.bounce_local_part, settings.domain),
+        message_id=headers.message_id,
+        return_path=outbox.return_path_for(
+            headers.message_id, settings.bounce_local_part, settings.domain
+        ),
         due=now,
         body=body,
         sealed_at=now,

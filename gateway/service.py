@@ -5,6 +5,8 @@ truth: one APScheduler job, "dispatch", is (re)set to `schedule.next_dispatch` a
 start, after every mailbox pass and after every dispatch, so a restart at 08:59 still sends
 at 09:00 and a restart at 09:20 sends what was due at once. Each mailbox is watched by its
 own thread (IDLE, reconnecting with backoff), each thread with its own SQLite connection.
+Daily jobs at fixed London times: the key check (`schedule.key_check_at`), the digest and
+the chase list; each reads the database, so a missed run loses nothing but its hour.
 
 One instance per database: an exclusive lock on a file beside it; a second instance stops
 at once with a clear message. SIGTERM or SIGINT stops the watchers and the scheduler cleanly.
@@ -34,7 +36,7 @@ from gateway.imap_client import MailboxError, connect
 from gateway.keyring import open_keyring
 from gateway.mail_intake import PoliceMailHandler
 from gateway.mailbox_watch import Handler, PollReport, watch_mailbox
-from gateway.operations import dispatch_now, queue_chase_list, queue_digest
+from gateway.operations import check_keys_now, dispatch_now, queue_chase_list, queue_digest
 from gateway.ruleset import load_rules
 from gateway.schedule import next_dispatch
 from gateway.smtp_intake import SmtpIntake, SmtpListener
@@ -44,6 +46,7 @@ from gateway.tracking import TrackingHandler
 log = logging.getLogger("gateway.service")
 
 DISPATCH_JOB = "dispatch"
+KEY_CHECK_JOB = "key-check"
 # A dispatch that could not run on time (the machine slept, the process was busy) still
 # runs when it can within this window; later than that, the next start finds it overdue.
 MISFIRE_GRACE_SECONDS = 6 * 3600
@@ -109,6 +112,15 @@ class Service:
                     id=job,
                     replace_existing=True,
                 )
+            hour, minute = timetable.key_check_at.split(":")
+            scheduler.add_job(
+                self._key_check,
+                "cron",
+                hour=int(hour),
+                minute=int(minute),
+                id=KEY_CHECK_JOB,
+                replace_existing=True,
+            )
             watchers = [
                 threading.Thread(target=self._watch, args=(name, account), name=f"watch-{name}")
                 for name, account in self._accounts().items()
@@ -188,6 +200,22 @@ class Service:
             conn.close()
         if queued:
             self.reschedule()
+
+    def _key_check(self) -> None:
+        conn = open_config_state(self.config)
+        try:
+            report = check_keys_now(
+                conn, config=self.config, now=self.clock.now(), actor="service:key-check"
+            )
+            log.info(
+                "key check: %d contacts' keys, %d new warnings",
+                report.checked,
+                len(report.warnings),
+            )
+        finally:
+            conn.close()
+        if report.warnings:
+            self.reschedule()  # the notices to the contacts are due now
 
     def _missed(self, event: JobExecutionEvent) -> None:
         # A missed or failed job is on record for the Navigator, and the schedule is rebuilt

@@ -257,6 +257,25 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE notification SET content = seal(content);
     UPDATE intake_source SET workbook = seal(workbook) WHERE length(workbook) > 0;
     """,
+    # The key check's memory (gateway/key_lifecycle.py): each stage a contact's key reached
+    # (a warn_days threshold, "expired", "revoked") once, so a restart or the next morning
+    # repeats nothing; keyed by when the key stops working ('' for a revoked key), so a
+    # renewed key starts again. `listed_at`: when a digest told the Navigator.
+    """
+    CREATE TABLE key_warning (
+        id INTEGER PRIMARY KEY,
+        urn INTEGER NOT NULL,
+        contact_role TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        usable_until TEXT NOT NULL,
+        stage TEXT NOT NULL,
+        crossed_at TEXT NOT NULL,
+        notice INTEGER REFERENCES message (id),
+        listed_at TEXT,
+        UNIQUE (urn, contact_role, fingerprint, usable_until, stage)
+    );
+    CREATE INDEX key_warning_unlisted ON key_warning (listed_at);
+    """,
 )
 
 

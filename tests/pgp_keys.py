@@ -10,6 +10,7 @@ gets the secret half.
 from __future__ import annotations
 
 import shutil
+import subprocess
 import tempfile
 from dataclasses import dataclass
 from datetime import date
@@ -149,6 +150,38 @@ class KeyFactory:
             expires=expires,
             revoked=revoked,
             sign_only=sign_only,
+        )
+
+    def renewed(self, key: PgpKey, expires: date) -> PgpKey:
+        """`key` with its expiry (and its subkeys') moved to `expires`: the same fingerprint,
+        a new self-signature, as a school renews its key rather than replacing it."""
+        for which in ((), ("*",)):
+            subprocess.run(
+                [
+                    "gpg",
+                    "--homedir",
+                    str(self.home),
+                    "--batch",
+                    "--pinentry-mode",
+                    "loopback",
+                    "--passphrase",
+                    key.passphrase or "",
+                    "--quick-set-expire",
+                    key.fingerprint,
+                    expires.isoformat(),
+                    *which,
+                ],
+                check=True,
+                capture_output=True,
+            )
+        public = self._gpg.export_keys(key.fingerprint, armor=True).encode("ascii")
+        return PgpKey(
+            email=key.email,
+            fingerprint=key.fingerprint,
+            public=public,
+            secret=key.secret,
+            passphrase=key.passphrase,
+            expires=expires,
         )
 
     def _import_revocation(self, fingerprint: str) -> None:

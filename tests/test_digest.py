@@ -8,13 +8,12 @@ import shutil
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
 import jinja2
 import pytest
-from pgp_keys import KeyFactory
 
 from gateway import audit
 from gateway.clock import LONDON
@@ -22,16 +21,13 @@ from gateway.digest import (
     EXCEPTION_LABELS,
     ChaseList,
     Digest,
-    ExpiringKey,
     build_chase_list,
     build_digest,
-    expiring_keys,
     render_chase_list,
     render_digest,
 )
-from gateway.directory import SqliteDirectory
 from gateway.intake_store import record_plan
-from gateway.keyring import open_keyring
+from gateway.key_lifecycle import KeyWarning
 from gateway.model import (
     Candidate,
     ChildRecord,
@@ -291,10 +287,10 @@ def morning(tmp_path: Path) -> sqlite3.Connection:
     return conn
 
 
-def digest_of(conn: sqlite3.Connection, since: datetime | None = None, **kw: object) -> Digest:
-    keys = kw.pop("keys_expiring", ())
-    assert isinstance(keys, tuple)
-    return build_digest(conn, now=DIGEST_AT, since=since, keys_expiring=keys)
+def digest_of(
+    conn: sqlite3.Connection, since: datetime | None = None, **lists: Sequence[KeyWarning]
+) -> Digest:
+    return build_digest(conn, now=DIGEST_AT, since=since, **lists)
 
 
 def parts(message: EmailMessage) -> tuple[str, str]:
@@ -354,7 +350,7 @@ def test_telephone_task_uses_the_number_routing_recorded(tmp_path: Path) -> None
 
 def test_telephone_task_past_its_time_is_shown_overdue(tmp_path: Path) -> None:
     conn = morning(tmp_path)
-    late = build_digest(conn, now=DUE + timedelta(minutes=1), since=None, keys_expiring=())
+    late = build_digest(conn, now=DUE + timedelta(minutes=1), since=None)
     text, html = parts(render_digest(late, navigator=NAVIGATOR))
     assert "(OVERDUE)" in text and "overdue" in html
     on_time, _ = parts(render_digest(digest_of(conn), navigator=NAVIGATOR))
@@ -469,14 +465,22 @@ def test_mail_that_came_back_is_listed_with_its_notification(tmp_path: Path) -> 
     )
 
 
-def test_keys_expiring_are_listed_as_given_soonest_first(tmp_path: Path) -> None:
-    later = ExpiringKey(OAK, "Oak Academy", "dsl", "Olu Lead", "C" * 40, DUE + timedelta(days=20))
-    sooner = ExpiringKey(ELM, "Elm Primary", "da_lead", "", "D" * 40, DUE + timedelta(days=3))
-    digest = digest_of(morning(tmp_path), keys_expiring=(later, sooner))
-    assert digest.keys_expiring == (sooner, later)
+def test_key_warnings_are_listed_most_urgent_first_with_the_contacts_name(
+    tmp_path: Path,
+) -> None:
+    conn = morning(tmp_path)
+    conn.execute("UPDATE contact SET fingerprint = ? WHERE urn = ?", ("D" * 40, ELM))
+    later = KeyWarning(1, OAK, "dsl", "C" * 40, DUE + timedelta(days=20), "30", ARRIVAL, None)
+    sooner = KeyWarning(2, ELM, "dsl", "D" * 40, DUE + timedelta(days=3), "7", ARRIVAL, None)
+    gone = KeyWarning(3, BIRCH, "da_lead", "E" * 40, None, "revoked", ARRIVAL, None)
+    digest = digest_of(conn, key_warnings=(later, sooner, gone))
+    assert [item.warning for item in digest.key_warnings] == [gone, sooner, later]
+    assert [item.contact_name for item in digest.key_warnings] == ["", "Dana Lead", ""]
     text, _ = parts(render_digest(digest, navigator=NAVIGATOR))
-    assert "KEYS EXPIRING SOON (2)" in text
-    assert "Elm Primary (URN 100001), DA Lead: expires Thursday 5 March 2026, 09:00" in text
+    assert "KEYS TO RENEW (3)" in text
+    assert "Birch Junior (URN 100005), DA Lead: revoked\n" in text
+    assert "Elm Primary (URN 100001), DSL (Dana Lead): 7 days left, stops working" in text
+    assert "Thursday 5 March 2026, 09:00" in text
 
 
 def test_counts_say_what_was_planned_sealed_and_sent(tmp_path: Path) -> None:
@@ -493,7 +497,7 @@ def test_counts_say_what_was_planned_sealed_and_sent(tmp_path: Path) -> None:
     assert (counts.notifications_sent, counts.messages_sent) == (0, 0)
 
     send(conn, reference_code("CC-1005", ELM), ELM)
-    after = build_digest(conn, now=CHASE_AT, since=None, keys_expiring=()).counts
+    after = build_digest(conn, now=CHASE_AT, since=None).counts
     assert (after.notifications_waiting, after.notifications_sent, after.messages_sent) == (0, 1, 1)
 
 
@@ -510,7 +514,7 @@ def test_since_lists_only_what_was_recorded_after_it(tmp_path: Path) -> None:
     take_in(conn, [late_child], arrival=LATER, sha="c" * 64)
     quarantine(conn, "signed by a key that is not pinned", at=LATER, uid=2)
 
-    digest = build_digest(conn, now=LATER, since=DIGEST_AT, keys_expiring=())
+    digest = build_digest(conn, now=LATER, since=DIGEST_AT)
     assert [c.child for c in digest.child_exceptions] == ["Gus Later"]
     assert [q.reason for q in digest.quarantined] == ["signed by a key that is not pinned"]
     assert not digest.telephone_tasks and not digest.withheld and not digest.manager_alerts
@@ -554,7 +558,7 @@ def test_one_quarantined_mail_makes_the_digest_worth_sending(tmp_path: Path) -> 
 
 def test_the_digest_needs_timezone_aware_instants(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
-        build_digest(db(tmp_path), now=datetime(2026, 3, 2, 8, 30), since=None, keys_expiring=())
+        build_digest(db(tmp_path), now=datetime(2026, 3, 2, 8, 30), since=None)
 
 
 def test_every_exception_kind_has_words_for_the_navigator() -> None:
@@ -709,37 +713,3 @@ def test_a_template_using_a_value_not_given_is_an_error(
     conn, _ = chase(tmp_path)
     with pytest.raises(jinja2.UndefinedError, match="not_given"):
         render(conn, templates)
-
-
-# --------------------------------------------------------------------------------------
-# Keys expiring soon, from the keyring and the contacts list
-
-
-def test_expiring_keys_come_from_the_contacts_pinned_keys(
-    tmp_path: Path, gnupg_home: Callable[[], Path], key_factory: KeyFactory
-) -> None:
-    expiry = date.today() + timedelta(days=400)  # GnuPG refuses to make a key already expired
-    soon = key_factory.make("dsl@elm.example.org", expires=expiry)
-    lasting = key_factory.make("dsl@oak.example.org")
-    keyring = open_keyring(gnupg_home())
-    soon.install_public(keyring)
-    lasting.install_public(keyring)
-    conn = db(tmp_path)
-    for urn, key in ((ELM, soon), (OAK, lasting)):
-        conn.execute(
-            "UPDATE contact SET fingerprint = ? WHERE urn = ? AND role = 'dsl'",
-            (key.fingerprint, urn),
-        )
-    directory = SqliteDirectory(conn)
-    at = datetime.combine(expiry - timedelta(days=10), time(8, 30), LONDON)
-    (found,) = expiring_keys(keyring, directory, at=at)
-    assert (found.urn, found.school, found.contact_role, found.contact_name) == (
-        ELM,
-        "Elm Primary",
-        "dsl",
-        "Dana Lead",
-    )
-    assert found.fingerprint == soon.fingerprint
-    assert found.expires.date() == expiry
-    long_before = at - timedelta(days=100)
-    assert expiring_keys(keyring, directory, at=long_before) == ()
