@@ -26,6 +26,7 @@ from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 
 from gateway.clock import LONDON
+from gateway.revision_store import first_naming
 
 CellValue = str | int | datetime | date | None
 
@@ -98,7 +99,7 @@ def _rows(conn: sqlite3.Connection) -> list[tuple[CellValue, ...]]:
         "SELECT reference, incident_ref, urn, state, exception_kind, reason, unseal(content)"
         " FROM notification"
     ).fetchall()
-    by_school = {(n[1], n[2]): n for n in notifications}
+    by_reference = {n[0]: n for n in notifications}
     rows: list[tuple[CellValue, ...]] = []
     for decision in conn.execute(
         "SELECT incident_ref, outcome, exception_kind, urn, due, unseal(reason), unseal(record)"
@@ -106,7 +107,20 @@ def _rows(conn: sqlite3.Connection) -> list[tuple[CellValue, ...]]:
     ):
         incident_ref, outcome, exception_kind, urn, due, reason, raw = decision
         record: dict[str, Any] = json.loads(raw)
-        notification = by_school.get((incident_ref, urn))
+        # The notification that named this child: the first about the incident to the
+        # school, or the follow-up of a corrected resend that added the child.
+        named_in = (
+            first_naming(
+                conn,
+                incident_ref,
+                urn,
+                record.get("child") or "",
+                date.fromisoformat(record["dob"]) if record.get("dob") else None,
+            )
+            if urn is not None
+            else None
+        )
+        notification = by_reference.get(named_in) if named_in else None
         sent: list[_Message] = []
         reference, delivery = "", ""
         if notification is not None:

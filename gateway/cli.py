@@ -45,6 +45,7 @@ from gateway.operations import (
     take_in,
 )
 from gateway.plan import decision_json, render_table
+from gateway.revision_store import Planned
 from gateway.ruleset import load_rules
 from gateway.sealing import SealReport
 from gateway.service import Service
@@ -188,8 +189,23 @@ def process(obj: Context, file: Path, dry_run: bool, as_json: bool) -> None:
         )
         return
     say(f"recorded intake {recorded.intake_id}: {len(plan.decisions)} decisions")
-    earlier = f", {taken.already_planned} already planned earlier" if taken.already_planned else ""
-    say(f"notifications: {taken.planned} planned{earlier}")
+    say(
+        f"notifications: {taken.planned.get(Planned.FIRST, 0)} planned"
+        + "".join(
+            f", {count} {label}"
+            for label, count in (
+                ("naming a child added", taken.planned.get(Planned.ADDED, 0)),
+                ("amendments", taken.planned.get(Planned.AMENDMENT, 0)),
+                ("already told, unchanged", taken.planned.get(Planned.UNCHANGED, 0)),
+            )
+            if count
+        )
+    )
+    if taken.gone:
+        say(
+            f"{taken.gone} children of the spreadsheet this one corrects are missing from it:"
+            " listed for the Navigator in the digest"
+        )
     if taken.sealing is None:
         say("not sealed yet: navigator.fingerprint is not configured; `dispatch` seals them")
     else:

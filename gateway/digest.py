@@ -43,6 +43,7 @@ from gateway.render import (
     uk_date,
     uk_datetime,
 )
+from gateway.revision_store import GoneChild, gone_children
 
 # What each exception means to the Navigator, in a few words (the reason says the rest).
 EXCEPTION_LABELS: dict[ExceptionKind, str] = {
@@ -252,12 +253,15 @@ class Digest:
     key_warnings: tuple[KeyWarningItem, ...]
     stale_contacts: tuple[StaleContact, ...]
     counts: Counts
+    # Children gone from a corrected resend of a spreadsheet, not yet withdrawn.
+    gone: tuple[GoneChild, ...] = ()
 
     @property
     def is_empty(self) -> bool:
         """Nothing in it needs a person (the counts alone are no reason to send it)."""
         return not (
             self.child_exceptions
+            or self.gone
             or self.notification_exceptions
             or self.telephone_tasks
             or self.withheld
@@ -346,6 +350,11 @@ def build_digest(
             ),
             stale_contacts=tuple(stale_contacts),
             counts=_counts(conn, decisions, since),
+            gone=tuple(
+                g
+                for g in gone_children(conn)
+                if g.withdrawal is None and _after(g.recorded_at, since)
+            ),
         )
 
 
@@ -825,6 +834,22 @@ def _digest_context(digest: Digest) -> dict[str, Any]:
             for c in digest.stale_contacts
         ],
         "counts": digest.counts,
+        "gone": [_gone(item) for item in digest.gone],
+    }
+
+
+def _gone(item: GoneChild) -> dict[str, Any]:
+    return {
+        "child": clean_line(item.child) or "name not given",
+        "dob": uk_date(item.dob) if item.dob is not None else "not given",
+        "incident_ref": clean_line(item.incident_ref),
+        "incident_gone": item.incident_gone,
+        "school": _school(item.school, item.urn) if item.urn is not None else "",
+        "reference": clean_line(item.reference) if item.reference else None,
+        "item": f"C{item.decision_id}",
+        "file": clean_line(item.file_name),
+        "revised_file": clean_line(item.revised_file_name),
+        "at": uk_datetime(item.recorded_at),
     }
 
 

@@ -272,12 +272,23 @@ class Decision:
 # Notifications
 
 
+class NotificationKind(StrEnum):
+    """What a notification is to the school. Values are stable: they are stored and audited."""
+
+    NOTIFICATION = "notification"  # the first about an incident, or one naming a child added
+    AMENDMENT = "amendment"  # the police corrected details the school was already given
+    WITHDRAWAL = "withdrawal"  # the police took back what an earlier notification said
+
+
 @dataclass(frozen=True)
 class Notification:
     """One school's notification about one incident, naming only that school's children.
 
     `reference` is the only identifier that appears outside the encryption (subject, headers,
-    logs); everything else travels sealed.
+    logs); everything else travels sealed. A follow-up about the same incident and school (a
+    child added by a revised spreadsheet, an amendment, a withdrawal) names in `follows` the
+    reference of the first notification, its own reference being that one's plus "-2", "-3"…;
+    an amendment says in `changes` what the police corrected, in words for the DSL.
     """
 
     reference: str
@@ -286,8 +297,20 @@ class Notification:
     school_name: str
     children: tuple[ChildRecord, ...]
     due: datetime
+    kind: NotificationKind = NotificationKind.NOTIFICATION
+    follows: str | None = None
+    changes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.kind is not NotificationKind.NOTIFICATION and not self.follows:
+            raise ValueError(
+                f"{self.kind.value} {self.reference} must name the notification it follows"
+            )
+        if self.follows is not None and not self.reference.startswith(f"{self.follows}-"):
+            raise ValueError(
+                f"follow-up {self.reference} must be numbered after {self.follows}"
+                f" ({self.follows}-2, -3…)"
+            )
         # Data minimisation by construction: the incident travels without its own list of
         # children, so nothing downstream can name a sibling who attends another school.
         if self.incident.children:

@@ -1,5 +1,6 @@
-"""Notifications in the state database: planned once per (incident, school), then sealed or
-turned into an exception.
+"""Notifications in the state database: planned once per (incident, school) — then a
+follow-up for each later change (gateway/amendments.py) — and sealed or turned into an
+exception.
 
 A notification is stored, with the content it will carry, before anything is sealed or
 sent, so a crash between planning and sealing resumes from the database and never loses it.
@@ -20,6 +21,7 @@ from gateway.model import (
     ExceptionKind,
     Incident,
     Notification,
+    NotificationKind,
     Risk,
     SourceRow,
 )
@@ -51,12 +53,14 @@ def save_planned(
     at: datetime,
     actor: str,
 ) -> bool:
-    """Record a planned notification; False when this incident was already planned for this
-    school (a resent spreadsheet): nothing is planned or sent twice."""
+    """Record a planned notification (a first one or a follow-up); False when one with its
+    reference, or a first one about this incident for this school, is already recorded:
+    nothing is planned or sent twice."""
     with transaction(conn):
         cursor = conn.execute(
             "INSERT OR IGNORE INTO notification (reference, intake_id, incident_ref, urn, due,"
-            " state, reason, content, created_at) VALUES (?, ?, ?, ?, ?, ?, '', seal(?), ?)",
+            " state, reason, content, created_at, kind, follows)"
+            " VALUES (?, ?, ?, ?, ?, ?, '', seal(?), ?, ?, ?)",
             (
                 notification.reference,
                 intake_id,
@@ -66,6 +70,8 @@ def save_planned(
                 NotificationState.PLANNED,
                 json.dumps(notification_json(notification), sort_keys=True),
                 _utc(at),
+                notification.kind.value,
+                notification.follows,
             ),
         )
         new = cursor.rowcount == 1
@@ -80,8 +86,36 @@ def save_planned(
             urn=notification.urn,
             due=_utc(notification.due),
             child_count=len(notification.children),
+            kind=notification.kind.value,
+            follows=notification.follows,
         )
     return new
+
+
+def chain(conn: sqlite3.Connection, incident_ref: str, urn: int) -> list[StoredNotification]:
+    """Every notification about this incident to this school, the first one first, then its
+    follow-ups in the order they were planned."""
+    rows = conn.execute(
+        "SELECT unseal(content) AS content, state FROM notification"
+        " WHERE incident_ref = ? AND urn = ?"
+        " ORDER BY follows IS NOT NULL, rowid",
+        (incident_ref, urn),
+    ).fetchall()
+    return [
+        StoredNotification(notification_from_json(json.loads(row["content"])), row["state"])
+        for row in rows
+    ]
+
+
+def get(conn: sqlite3.Connection, reference: str) -> StoredNotification | None:
+    """The notification with this reference, or None."""
+    row = conn.execute(
+        "SELECT unseal(content) AS content, state FROM notification WHERE reference = ?",
+        (reference,),
+    ).fetchone()
+    if row is None:
+        return None
+    return StoredNotification(notification_from_json(json.loads(row["content"])), row["state"])
 
 
 def planned(conn: sqlite3.Connection) -> list[Notification]:
@@ -130,6 +164,9 @@ def _utc(instant: datetime) -> str:
 def notification_json(notification: Notification) -> dict[str, Any]:
     return {
         "reference": notification.reference,
+        "kind": notification.kind.value,
+        "follows": notification.follows,
+        "changes": list(notification.changes),
         "urn": notification.urn,
         "school_name": notification.school_name,
         "due": notification.due.isoformat(),
@@ -146,6 +183,10 @@ def notification_from_json(data: dict[str, Any]) -> Notification:
         school_name=data["school_name"],
         children=tuple(_child_from_json(child) for child in data["children"]),
         due=datetime.fromisoformat(data["due"]),
+        # Stored before follow-ups existed: a first notification.
+        kind=NotificationKind(data.get("kind", NotificationKind.NOTIFICATION.value)),
+        follows=data.get("follows"),
+        changes=tuple(data.get("changes", ())),
     )
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -32,7 +34,6 @@ from gateway.key_lifecycle import (
 from gateway.keyring import Keyring, open_keyring
 from gateway.manager_alert import queue_manager_alerts
 from gateway.model import SpreadsheetIntake
-from gateway.notification_store import save_planned
 from gateway.notifications import plan_notifications
 from gateway.outbox import MessageKind
 from gateway.own_mail import queue_to_navigator
@@ -45,6 +46,7 @@ from gateway.return_sheet import (
     queue_return_sheets,
     record_source,
 )
+from gateway.revision_store import Planned, plan_notification, record_gone
 from gateway.ruleset import Rules, load_rules
 from gateway.sealing import Sealer, SealReport, seal_planned
 from gateway.smtp_transport import SmtpTransport
@@ -121,11 +123,16 @@ def plan_bytes(
 
 @dataclass(frozen=True)
 class TakenIn:
-    """What recording a spreadsheet did: the intake, its notifications, and their sealing."""
+    """What recording a spreadsheet did: the intake, its notifications, and their sealing.
+
+    `planned` counts each (incident, school) by what was planned for it (a first
+    notification, a child added, an amendment, or nothing as the school already has it all);
+    `gone` counts the children of the file it revises that it no longer has.
+    """
 
     recorded: Recorded
-    planned: int = 0
-    already_planned: int = 0  # incidents already notified to that school by an earlier file
+    planned: Mapping[Planned, int] = field(default_factory=dict)
+    gone: int = 0
     sealing: SealReport | None = None  # None: not sealed now (see `take_in`)
 
 
@@ -150,29 +157,37 @@ def take_in(
     notification silently not sent. Sealing follows in its own transactions; a crash there
     leaves notifications planned, and the next `process` or `dispatch` seals them.
     Sealing is skipped when navigator.fingerprint is not configured.
+
+    A file that is not byte for byte one taken in before may still name incidents a school
+    was told about (a corrected resend): each is planned against what the school was told
+    (gateway/amendments.py), so only what is new or changed is sent, and what has gone from
+    the file it revises is recorded for the Navigator.
     """
+    template = rules.routing.template
     with transaction(conn):
         recorded = record_plan(conn, plan, incidents=len(intake.incidents), actor=actor)
         if not recorded.new:
             return TakenIn(recorded)
-        planned = already = 0
-        for notification in plan_notifications(intake.incidents, plan.decisions):
-            if save_planned(
-                conn, notification, intake_id=recorded.intake_id, at=plan.arrival, actor=actor
-            ):
-                planned += 1
-            else:
-                already += 1
+        planned = Counter(
+            plan_notification(
+                conn,
+                notification,
+                intake_id=recorded.intake_id,
+                template=template,
+                at=plan.arrival,
+                actor=actor,
+            )
+            for notification in plan_notifications(intake.incidents, plan.decisions)
+        )
+        gone = record_gone(conn, recorded.intake_id, at=plan.arrival, actor=actor)
         if source is not None:
             record_source(conn, recorded.intake_id, source)
         # In the same transaction: an intake is never recorded without its manager alerts.
-        _alert_manager(conn, plan, config=config, template=rules.routing.template, actor=actor)
+        _alert_manager(conn, plan, config=config, template=template, actor=actor)
     if config.config.navigator.fingerprint is None:
-        return TakenIn(recorded, planned, already)
-    sealing = seal_now(
-        conn, config=config, template=rules.routing.template, now=plan.arrival, actor=actor
-    )
-    return TakenIn(recorded, planned, already, sealing)
+        return TakenIn(recorded, planned, gone)
+    sealing = seal_now(conn, config=config, template=template, now=plan.arrival, actor=actor)
+    return TakenIn(recorded, planned, gone, sealing)
 
 
 def _alert_manager(

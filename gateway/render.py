@@ -27,7 +27,7 @@ import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
 from gateway.clock import LONDON
-from gateway.model import ChildRecord, Notification
+from gateway.model import ChildRecord, Notification, NotificationKind
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 NOTIFICATION_TEMPLATES = ("full", "minimal")  # the values of rules/routing.toml `template`
@@ -63,12 +63,19 @@ class NavigatorContact:
     phone: str = ""
 
 
-def subject_for(reference: str, *, amendment: bool = False) -> str:
+_SUBJECT_MARKS = {
+    NotificationKind.NOTIFICATION: "",
+    NotificationKind.AMENDMENT: " (amended)",
+    NotificationKind.WITHDRAWAL: " (withdrawn)",
+}
+
+
+def subject_for(reference: str, *, kind: NotificationKind = NotificationKind.NOTIFICATION) -> str:
     """The subject of a notification: its reference code and nothing about the child, the
     school or the incident (the subject travels outside the encryption). Not even the scheme's
-    name: "Operation Encompass" in a shared inbox would say a pupil's home had police called."""
-    subject = f"Secure notification {reference}"
-    return f"{subject} (amended)" if amendment else subject
+    name: "Operation Encompass" in a shared inbox would say a pupil's home had police called.
+    An amendment or a withdrawal says so, so the DSL opens it beside the one it follows."""
+    return f"Secure notification {reference}{_SUBJECT_MARKS[kind]}"
 
 
 def render_notification(
@@ -76,7 +83,6 @@ def render_notification(
     *,
     navigator: NavigatorContact,
     template: str,
-    amendment_of: str | None = None,
     templates_dir: Path = TEMPLATES_DIR,
 ) -> EmailMessage:
     """The notification's inner MIME entity, as `notification_entity` writes it, read back
@@ -89,7 +95,6 @@ def render_notification(
         notification,
         navigator=navigator,
         template=template,
-        amendment_of=amendment_of,
         templates_dir=templates_dir,
     )
     return read_entity(entity)
@@ -108,27 +113,28 @@ def notification_entity(
     *,
     navigator: NavigatorContact,
     template: str,
-    amendment_of: str | None = None,
     templates_dir: Path = TEMPLATES_DIR,
 ) -> bytes:
     """The bytes of the notification's inner MIME entity, as sealing encrypts them: 7-bit,
     CRLF line ends, multipart/alternative of text/plain and text/html (UTF-8,
     quoted-printable), with the subject as a protected header inside.
 
-    `template` is "full" or "minimal" (rules/routing.toml). `amendment_of` is the reference
-    of the notification this one replaces, when the police amended the incident.
-    Raises ValueError for another template name or a blank `amendment_of`, and
-    jinja2.UndefinedError when a template uses a value that is not given.
+    `template` is "full" or "minimal" (rules/routing.toml). An amendment says which
+    notification it amends and what changed; a follow-up naming a child added says which
+    notification it follows; a withdrawal (`withdrawal.txt`, `withdrawal.html`, whatever the
+    template) names what it withdraws and no detail of the incident.
+    Raises ValueError for another template name, and jinja2.UndefinedError when a template
+    uses a value that is not given.
     """
     if template not in NOTIFICATION_TEMPLATES:
         raise ValueError(
             f"notification template {template!r} is not one of {', '.join(NOTIFICATION_TEMPLATES)}"
         )
-    if amendment_of is not None and not clean_line(amendment_of):
-        raise ValueError("an amendment must name the reference of the notification it replaces")
+    if notification.kind is NotificationKind.WITHDRAWAL:
+        template = "withdrawal"
     environment = template_environment(templates_dir)
-    subject = subject_for(notification.reference, amendment=amendment_of is not None)
-    context = _context(notification, navigator, subject, amendment_of)
+    subject = subject_for(notification.reference, kind=notification.kind)
+    context = _context(notification, navigator, subject)
     text = environment.get_template(f"notification/{template}.txt").render(context)
     html = environment.get_template(f"notification/{template}.html").render(context)
     return alternative_entity(subject, text, html)
@@ -251,16 +257,18 @@ def uk_date(day: date, *, weekday: bool = False) -> str:
 
 
 def _context(
-    notification: Notification,
-    navigator: NavigatorContact,
-    subject: str,
-    amendment_of: str | None,
+    notification: Notification, navigator: NavigatorContact, subject: str
 ) -> dict[str, Any]:
     incident = notification.incident
+    follows = clean_line(notification.follows) if notification.follows is not None else None
+    kind = notification.kind
     return {
         "subject": subject,
         "reference": notification.reference,
-        "amendment_of": clean_line(amendment_of) if amendment_of is not None else None,
+        "amendment_of": follows if kind is NotificationKind.AMENDMENT else None,
+        "further_to": follows if kind is NotificationKind.NOTIFICATION else None,
+        "withdraws": follows if kind is NotificationKind.WITHDRAWAL else None,
+        "changes": [clean_line(change) for change in notification.changes],
         "school_name": clean_line(notification.school_name),
         "incident": {
             "ref": clean_line(incident.ref) or _NOT_RECORDED,

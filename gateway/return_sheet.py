@@ -21,7 +21,7 @@ import warnings
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from email.message import EmailMessage
 from io import BytesIO
 from pathlib import PurePath
@@ -40,6 +40,7 @@ from gateway.model import Outcome, SourceRow
 from gateway.notification_store import NotificationState
 from gateway.outbox import MessageKind
 from gateway.own_mail import queue_sealed
+from gateway.revision_store import first_naming
 from gateway.sealing import Sealer
 from gateway.spreadsheet import HEADER_SCAN_ROWS, HeaderMap, IncidentField
 from gateway.store import transaction
@@ -217,10 +218,18 @@ def return_rows(conn: sqlite3.Connection, intake_id: int) -> list[ReturnRow] | N
         outcome, reason = Outcome(decision["outcome"]), decision["reason"]
         notified, sent_at = "", None
         if outcome is Outcome.NOTIFY:
+            # The notification that told the school about this child: the first about the
+            # incident, or the follow-up of a corrected resend that added the child.
+            reference = first_naming(
+                conn,
+                decision["incident_ref"],
+                decision["urn"],
+                record.get("child") or "",
+                date.fromisoformat(record["dob"]) if record.get("dob") else None,
+            )
             notification = conn.execute(
-                "SELECT reference, state, reason FROM notification"
-                " WHERE incident_ref = ? AND urn = ?",
-                (decision["incident_ref"], decision["urn"]),
+                "SELECT reference, state, reason FROM notification WHERE reference = ?",
+                (reference,),
             ).fetchone()
             if notification is None or notification["state"] not in (
                 NotificationState.SENT,

@@ -164,7 +164,7 @@ def _seal_for_recipients(
             headers=OuterHeaders(
                 from_addr=formataddr((navigator.name, navigator.email)),
                 to_addr=contact.email,
-                subject=subject_for(notification.reference),
+                subject=subject_for(notification.reference, kind=notification.kind),
                 date=now,
                 message_id=message_id,
                 disposition_notification_to=navigator.email,

@@ -276,6 +276,52 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX key_warning_unlisted ON key_warning (listed_at);
     """,
+    # A resent or corrected spreadsheet (gateway/amendments.py): a school may be sent several
+    # notifications about one incident — the first, then a child added, an amendment or a
+    # withdrawal, each numbered after the first (OE-XXXXX-XXXXX-2…). The first stays unique
+    # per (incident, school); each follow-up says its kind and the first it follows. A child
+    # or incident gone from a revision of a spreadsheet is kept for the Navigator, with the
+    # withdrawal notice sent about it, if any.
+    """
+    CREATE TABLE notification_v9 (
+        reference TEXT PRIMARY KEY,
+        intake_id INTEGER NOT NULL REFERENCES intake (id),
+        incident_ref TEXT NOT NULL,
+        urn INTEGER NOT NULL,
+        due TEXT NOT NULL,
+        state TEXT NOT NULL,
+        exception_kind TEXT,
+        reason TEXT NOT NULL,
+        content TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        kind TEXT NOT NULL DEFAULT 'notification',
+        follows TEXT REFERENCES notification_v9 (reference)
+    );
+    INSERT INTO notification_v9 (reference, intake_id, incident_ref, urn, due, state,
+        exception_kind, reason, content, created_at)
+    SELECT reference, intake_id, incident_ref, urn, due, state, exception_kind, reason,
+        content, created_at
+    FROM notification;
+    DROP TABLE notification;
+    ALTER TABLE notification_v9 RENAME TO notification;
+    CREATE UNIQUE INDEX notification_first ON notification (incident_ref, urn)
+        WHERE follows IS NULL;
+    CREATE INDEX notification_follows ON notification (follows);
+    CREATE TABLE disappearance (
+        id INTEGER PRIMARY KEY,
+        intake_id INTEGER NOT NULL REFERENCES intake (id),
+        revised_intake_id INTEGER NOT NULL REFERENCES intake (id),
+        decision_id INTEGER NOT NULL REFERENCES decision (id),
+        incident_ref TEXT NOT NULL,
+        incident_gone INTEGER NOT NULL,
+        urn INTEGER,
+        reference TEXT REFERENCES notification (reference),
+        withdrawal TEXT REFERENCES notification (reference),
+        recorded_at TEXT NOT NULL,
+        UNIQUE (intake_id, decision_id)
+    );
+    CREATE INDEX disappearance_reference ON disappearance (reference);
+    """,
 )
 
 

@@ -16,7 +16,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.clock import LONDON
-from gateway.model import ChildRecord, CrimeStatus, Incident, Notification, Risk, SourceRow
+from gateway.model import (
+    ChildRecord,
+    CrimeStatus,
+    Incident,
+    Notification,
+    NotificationKind,
+    Risk,
+    SourceRow,
+)
 from gateway.render import (
     NavigatorContact,
     _quoted_printable,
@@ -263,22 +271,64 @@ def test_navigator_without_a_telephone_number_gives_email_only() -> None:
         assert "Telephone" not in part
 
 
-def test_amendment_says_which_notification_it_replaces() -> None:
-    message = render(notification(), amendment_of="OE-AAAAA-BBBBB")
+FIRST = "OE-AAAAA-BBBBB"
 
-    assert message["Subject"] == subject_for(REFERENCE, amendment=True)
+
+def follow_up(kind: NotificationKind, *changes: str) -> Notification:
+    return replace(
+        notification(), reference=f"{FIRST}-2", kind=kind, follows=FIRST, changes=changes
+    )
+
+
+@pytest.mark.parametrize("template", ["full", "minimal"])
+def test_amendment_says_which_notification_it_amends_and_what_changed(template: str) -> None:
+    amended = follow_up(NotificationKind.AMENDMENT, "Date and time of the incident")
+    message = render(amended, template)
+
+    assert message["Subject"] == f"Secure notification {FIRST}-2 (amended)"
     for part in both(message):
-        assert "replaces notification OE-AAAAA-BBBBB" in part
+        assert f"amends notification {FIRST}" in part
+        assert "Date and time of the incident" in part
+        assert "Ava Example" in part  # the corrected details follow, as in any notification
+
+
+@pytest.mark.parametrize("template", ["full", "minimal"])
+def test_a_child_added_says_which_notification_it_follows(template: str) -> None:
+    added = follow_up(NotificationKind.NOTIFICATION)
+    message = render(added, template)
+
+    assert message["Subject"] == f"Secure notification {FIRST}-2"
+    for part in both(message):
+        assert f"follows notification {FIRST}" in part
+        assert "mended" not in part
 
 
 def test_an_ordinary_notification_says_nothing_of_amendment() -> None:
     for part in both(render(notification())):
         assert "mended" not in part
+        assert "follows notification" not in part
 
 
-def test_amendment_must_name_what_it_replaces() -> None:
-    with pytest.raises(ValueError, match="reference of the notification it replaces"):
-        render(notification(), amendment_of=" ")
+@pytest.mark.parametrize("template", ["full", "minimal"])
+def test_withdrawal_names_what_it_withdraws_and_no_incident_detail(template: str) -> None:
+    withdrawal = follow_up(NotificationKind.WITHDRAWAL)
+    withdrawal = replace(withdrawal, children=(AVA,))
+    message = render(withdrawal, template)
+
+    assert message["Subject"] == f"Secure notification {FIRST}-2 (withdrawn)"
+    for part in both(message):
+        assert f"notification {FIRST}, sent earlier, is withdrawn" in part
+        assert "Ava Example" in part
+        assert "Ben Example" not in part
+        for detail in ("Verbal argument", "Previous incident", "22:15", "Medium"):
+            assert detail not in part
+
+
+def test_a_follow_up_must_name_the_notification_it_follows() -> None:
+    with pytest.raises(ValueError, match="must name the notification it follows"):
+        replace(notification(), reference=f"{FIRST}-2", kind=NotificationKind.AMENDMENT)
+    with pytest.raises(ValueError, match="numbered after"):
+        replace(notification(), follows=FIRST)
 
 
 # --------------------------------------------------------------------------------------
@@ -416,7 +466,9 @@ def test_a_template_using_a_missing_value_fails_rather_than_leaving_a_blank(
 
 def test_subject_carries_only_the_reference() -> None:
     assert subject_for(REFERENCE) == f"Secure notification {REFERENCE}"
-    assert subject_for(REFERENCE, amendment=True) == (f"Secure notification {REFERENCE} (amended)")
+    assert subject_for(REFERENCE, kind=NotificationKind.AMENDMENT) == (
+        f"Secure notification {REFERENCE} (amended)"
+    )
 
 
 def test_no_child_school_or_incident_detail_in_any_header() -> None:
