@@ -331,7 +331,7 @@ def test_a_removed_child_is_reported_to_the_navigator_not_sent_anything(area: Ar
     assert gone.reference == first_reference("CC-1", OAK)
     (entry,) = area.audit("child.gone")
     assert "Cara" not in json.dumps(entry)
-    digest = build_digest(area.conn, now=CORRECTED, since=None, keys_expiring=())
+    digest = build_digest(area.conn, now=CORRECTED, since=None)
     assert digest.gone == (gone,) and not digest.is_empty
     text = render_digest(digest, navigator=NavigatorContact("Nav", "nav@example.org"))
     plain = text.get_body(("plain",))
@@ -355,7 +355,7 @@ def test_a_withdrawal_notice_is_sealed_to_the_school_on_request(area: Area) -> N
     assert "Verbal argument" not in text  # no incident detail, nothing new about the child
     (gone,) = gone_children(area.conn)
     assert gone.withdrawal == notice.reference
-    digest = build_digest(area.conn, now=CORRECTED, since=None, keys_expiring=())
+    digest = build_digest(area.conn, now=CORRECTED, since=None)
     assert digest.gone == ()  # settled: no longer the Navigator's to decide
     with pytest.raises(WithdrawalRefused, match="already been withdrawn"):
         plan_withdrawal(area.conn, first, now=CORRECTED, actor="test")
