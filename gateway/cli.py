@@ -31,7 +31,8 @@ from gateway.directory import SqliteDirectory, import_directory, load_roll_profi
 from gateway.errors import ConfigError, GatewayError, StateError
 from gateway.health import check
 from gateway.imap_client import connect
-from gateway.key_reports import contact_key_report, import_report
+from gateway.key_import import ContactRef, import_keys
+from gateway.key_reports import contact_key_report
 from gateway.keyring import KeyStatus, open_keyring
 from gateway.logs import configure_logging
 from gateway.mail_intake import PoliceMailHandler
@@ -384,28 +385,57 @@ def keys() -> None:
 
 
 @keys.command("import")
-@click.argument("folder", type=click.Path(path_type=Path, file_okay=False))
+@click.argument("path", type=click.Path(path_type=Path, exists=True))
+@click.option(
+    "--contact",
+    metavar="URN:ROLE",
+    help="The contact this key is for (e.g. 110001:DSL; URN:ROLE:EMAIL when the school has "
+    "two in that role): PATH must hold that one key.",
+)
+@click.option(
+    "--fingerprint",
+    metavar="FINGERPRINT",
+    help="The fingerprint read back to the contact by telephone: the key must have it, and "
+    "it becomes the contact's pinned key, confirmed today. Needs --contact.",
+)
 @click.pass_obj
 @_reports_errors
-def keys_import(obj: Context, folder: Path) -> None:
-    """Import the armored public keys in FOLDER and say which contacts each one serves."""
+def keys_import(obj: Context, path: Path, contact: str | None, fingerprint: str | None) -> None:
+    """Import the public key file PATH (or every key file in the folder PATH) and say which
+    contacts each one serves.
+
+    Each key must be the one pinned for its contacts (or, with --fingerprint, the one
+    confirmed by telephone), carry the contact's address in a user ID, and be able to
+    encrypt now: not expired, not revoked. Otherwise nothing is imported and the reason is
+    given (exit status 2).
+    """
+    if fingerprint is not None and contact is None:
+        raise click.UsageError("--fingerprint is for one contact: give --contact URN:ROLE too")
+    try:
+        ref = ContactRef.parse(contact) if contact is not None else None
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--contact") from None
     conn = _state(obj)
     with open_keyring(obj.config.config.gnupg.home) as keyring:
-        imported = keyring.import_folder(folder)
-        contacts = SqliteDirectory(conn).all_contacts()
-        for line in import_report(imported, contacts):
-            click.echo(line.render())
-        with transaction(conn):
-            for key in imported:
-                audit.append(
-                    conn,
-                    "key.imported",
-                    actor="cli:keys-import",
-                    at=obj.clock.now(),
-                    fingerprint=key.fingerprint,
-                    outcome=key.outcome,
-                )
-    click.echo(f"{len(imported)} keys imported from {folder}")
+        done = import_keys(
+            conn,
+            keyring,
+            path,
+            config=obj.config.config,
+            at=obj.clock.now(),
+            actor="cli:keys-import",
+            contact=ref,
+            fingerprint=fingerprint,
+        )
+    for line in done.lines:
+        click.echo(line.render())
+    if done.confirmed is not None:
+        c = done.confirmed
+        click.echo(
+            f"URN {c.urn} {c.role.value} {c.email}: now pinned to {c.fingerprint}, confirmed "
+            f"{c.confirmed.isoformat() if c.confirmed else ''}; update the contacts list too"
+        )
+    click.echo(f"{len(done.imported)} keys imported from {path}")
 
 
 @keys.command("list")

@@ -41,7 +41,8 @@ from gateway.demo_mail import MailWorld, ReadCopy, read_received
 from gateway.directory import ImportSummary, SqliteDirectory, import_directory, load_roll_profiles
 from gateway.dispatch import DispatchReport
 from gateway.errors import GatewayError
-from gateway.key_reports import ImportLine, import_report
+from gateway.key_import import import_keys
+from gateway.key_reports import ImportLine
 from gateway.keyring import open_keyring
 from gateway.model import Contact, Establishment, ExceptionKind, Outcome
 from gateway.notification_store import notification_from_json
@@ -150,7 +151,7 @@ def _day(workspace: Path, sample: SamplePaths, homes: DemoHomes, world: MailWorl
     rules = load_rules(load_config(sample.config).rules_dir)
     cast = _make_keys(workspace, sample, homes, rules)
     navigator = cast.keys.navigator
-    _write_config(sample.config, homes, world, navigator)
+    _write_config(sample.config, homes, world, navigator, cast.keys.manager)
     config = load_config(sample.config)
     conn = open_config_state(config)
     try:
@@ -232,7 +233,9 @@ def _schools_to_notify(
         scratch.close()
 
 
-def _write_config(path: Path, homes: DemoHomes, world: MailWorld, navigator: DemoKey) -> None:
+def _write_config(
+    path: Path, homes: DemoHomes, world: MailWorld, navigator: DemoKey, manager: DemoKey
+) -> None:
     name, address, phone = NAVIGATOR
     with path.open("a", encoding="utf-8") as config:
         config.write(
@@ -242,6 +245,12 @@ name = {json.dumps(name)}
 email = {json.dumps(address)}
 phone = {json.dumps(phone)}
 fingerprint = "{navigator.fingerprint}"
+
+# Pinned here, the manager's key is one `keys import` accepts from the key folder.
+[manager]
+name = {json.dumps(MANAGER[0])}
+email = {json.dumps(MANAGER[1])}
+fingerprint = "{manager.fingerprint}"
 
 [gnupg]
 home = {json.dumps(str(homes.gateway))}
@@ -276,20 +285,12 @@ def _import_directory(
 def _import_keys(
     conn: sqlite3.Connection, config: LoadedConfig, folder: Path
 ) -> tuple[ImportLine, ...]:
-    """What `encompass-gateway keys import` does: import, report, and audit each key."""
+    """What `encompass-gateway keys import` does: check, import, report, and audit each key."""
     with open_keyring(config.config.gnupg.home) as keyring:
-        imported = keyring.import_folder(folder)
-    with transaction(conn):
-        for key in imported:
-            audit.append(
-                conn,
-                "key.imported",
-                actor="demo:keys-import",
-                at=SETUP_AT,
-                fingerprint=key.fingerprint,
-                outcome=key.outcome,
-            )
-    return tuple(import_report(imported, SqliteDirectory(conn).all_contacts()))
+        done = import_keys(
+            conn, keyring, folder, config=config.config, at=SETUP_AT, actor="demo:keys-import"
+        )
+    return done.lines
 
 
 # --------------------------------------------------------------------------------------

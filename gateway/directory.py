@@ -21,6 +21,7 @@ from typing import TypeVar
 
 from tqdm import tqdm
 
+from gateway import audit
 from gateway.directory_files import (
     RollColumns,
     load_roll_profiles,
@@ -114,6 +115,7 @@ def import_directory(
             _store_contacts(
                 conn, contact_records, _with_progress(contact_records, progress), counts, log
             )
+            _keep_confirmed_pins(conn, log)
             _store_pupils(conn, roll_records, _with_progress(roll_records, progress), counts, log)
             if not counts.pupils:
                 raise DirectoryImportError(f"{roll}: no pupil could be read")
@@ -236,6 +238,93 @@ def _store_contacts(
         f"VALUES ({', '.join('?' * len(_CONTACT_COLUMNS))})",
         rows(),
     )
+
+
+def confirm_pin(
+    conn: sqlite3.Connection,
+    contact: Contact,
+    fingerprint: str,
+    *,
+    confirmed: date,
+    at: datetime,
+    actor: str,
+) -> Contact:
+    """Pin `fingerprint` for `contact`, confirmed with them (by telephone) on `confirmed`;
+    returns the contact as now pinned. Call inside a transaction.
+
+    The pin is recorded too: the LA's contacts list may still carry the old fingerprint at
+    the next directory import, which then keeps this one (and says so) rather than going
+    back to a key the contact has replaced.
+    """
+    conn.execute(
+        "UPDATE contact SET fingerprint = ?, confirmed = ?"
+        " WHERE urn = ? AND role = ? AND lower(email) = lower(?)",
+        (fingerprint, confirmed.isoformat(), contact.urn, contact.role.value, contact.email),
+    )
+    conn.execute(
+        "INSERT INTO contact_pin (urn, role, email, replaced, fingerprint, confirmed, at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            contact.urn,
+            contact.role.value,
+            contact.email.casefold(),
+            contact.fingerprint,
+            fingerprint,
+            confirmed.isoformat(),
+            at.astimezone(UTC).isoformat(),
+        ),
+    )
+    audit.append(
+        conn,
+        "contact.pin_confirmed",
+        actor=actor,
+        at=at,
+        urn=contact.urn,
+        contact_role=contact.role.value,
+        fingerprint=fingerprint,
+        replaced=contact.fingerprint,
+    )
+    return Contact(
+        contact.urn,
+        contact.role,
+        contact.name,
+        contact.email,
+        contact.phone,
+        fingerprint,
+        confirmed,
+    )
+
+
+def _keep_confirmed_pins(conn: sqlite3.Connection, log: ImportLog) -> None:
+    # The latest pin confirmed for each contact wins over the contacts list only while the
+    # list still has the fingerprint it replaced: a list updated since (to that key, or to
+    # another one the LA has confirmed) is the LA's word.
+    pins = conn.execute(
+        "SELECT urn, role, email, replaced, fingerprint, confirmed FROM contact_pin"
+        " WHERE id IN (SELECT max(id) FROM contact_pin GROUP BY urn, role, email)"
+    ).fetchall()
+    for pin in pins:
+        kept = conn.execute(
+            "UPDATE contact SET fingerprint = ?,"
+            " confirmed = max(coalesce(confirmed, ''), ?)"
+            " WHERE urn = ? AND role = ? AND lower(email) = ? AND fingerprint = ?",
+            (
+                pin["fingerprint"],
+                pin["confirmed"],
+                pin["urn"],
+                pin["role"],
+                pin["email"],
+                pin["replaced"],
+            ),
+        ).rowcount
+        if kept:
+            log.warn(
+                f"contacts list, URN {pin['urn']} {pin['role']}",
+                "Fingerprint",
+                pin["replaced"] or "(none)",
+                f"kept {pin['fingerprint']} instead, confirmed by telephone on "
+                f"{pin['confirmed']} (keys import --fingerprint); update the contacts list",
+            )
 
 
 def _store_pupils(

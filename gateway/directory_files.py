@@ -208,9 +208,14 @@ def open_contacts(path: Path, log: ImportLog) -> Records[Contact]:
     return Records(table, parse)
 
 
+def contact_role(text: str) -> ContactRole | None:
+    """The role named by `text` ("DSL", "Deputy DSL", "DA Lead", spelled out, any case or
+    spacing, with _ or -), or None."""
+    return _ROLES.get(" ".join(text.replace("_", " ").replace("-", " ").split()).casefold())
+
+
 def _role(text: str) -> ContactRole:
-    key = " ".join(text.replace("_", " ").replace("-", " ").split()).casefold()
-    role = _ROLES.get(key)
+    role = contact_role(text)
     if role is None:
         raise BadField(CONTACT_COLUMNS["role"], text, f"not a role; expected {_ROLE_NAMES}")
     return role

@@ -59,9 +59,12 @@ class KeyringError(GatewayError):
 
 
 class KeyImportRefused(KeyringError):
-    """A key folder holds a file that must not be imported (a secret key, or no key at all).
+    """A key file must not be imported: it holds a secret key or no key at all, or a key
+    fails the checks for the contact it is for (gateway/key_import.py: its user ID is not
+    the contact's address, it cannot encrypt, it has expired or been revoked, or it is not
+    the pinned or confirmed fingerprint).
 
-    Nothing from the folder is imported when any file is refused.
+    Nothing is imported when any file or key is refused.
     """
 
 
@@ -306,27 +309,41 @@ class Keyring:
                 soon.append(key)
         return soon
 
-    def import_folder(self, folder: Path) -> list[ImportedKey]:
-        """Import every armored or binary public key file (*.asc, *.pub, *.gpg) of `folder`.
+    def read_key_files(self, path: Path) -> dict[Path, tuple[KeyInfo, ...]]:
+        """The public keys in the file `path`, or in every armored or binary key file (*.asc,
+        *.pub, *.gpg) of the folder `path`, as GnuPG reads them — nothing is imported.
 
-        Every file is examined first; if any holds a secret key or no key at all, nothing
-        is imported and `KeyImportRefused` names each such file.
+        If any file holds a secret key or no key at all, `KeyImportRefused` names each.
         """
-        if not folder.is_dir():
-            raise KeyringError(f"{folder} is not a folder of key files")
-        files = sorted(
-            p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in KEY_FILE_SUFFIXES
-        )
-        contents = {path: path.read_bytes() for path in files}
-        refused = [problem for path in files if (problem := self._refusal(path, contents[path]))]
+        if path.is_dir():
+            files = sorted(
+                p for p in path.iterdir() if p.is_file() and p.suffix.lower() in KEY_FILE_SUFFIXES
+            )
+        elif path.is_file():
+            files = [path]
+        else:
+            raise KeyringError(f"{path} is neither a key file nor a folder of key files")
+        found: dict[Path, tuple[KeyInfo, ...]] = {}
+        refused = []
+        for file in files:
+            data = file.read_bytes()
+            problem = self._refusal(file, data)
+            if problem is not None:
+                refused.append(problem)
+            else:
+                found[file] = tuple(_key_info(raw) for raw in self.gpg.scan_keys_mem(data))
         if refused:
             raise KeyImportRefused(
-                f"nothing was imported from {folder}:\n" + "\n".join(f"  {p}" for p in refused)
+                f"nothing was imported from {path}:\n" + "\n".join(f"  {p}" for p in refused)
             )
+        return found
+
+    def import_files(self, files: Iterable[Path]) -> list[ImportedKey]:
+        """Import the public keys of `files` (read and checked with `read_key_files`)."""
         found: list[tuple[Path, str, str]] = []
         for path in files:
             found.extend(
-                (path, fpr, outcome) for fpr, outcome in self._import(path, contents[path])
+                (path, fpr, outcome) for fpr, outcome in self._import(path, path.read_bytes())
             )
         self.refresh()
         listing = self._listing()
@@ -433,15 +450,18 @@ def _last_error(stderr: str) -> str:
 
 def _key_info(raw: dict[str, Any]) -> KeyInfo:
     subkey_info: dict[str, dict[str, Any]] = raw.get("subkey_info", {})
+    # A key file read without importing it (scan_keys_mem) names each subkey's fingerprint
+    # only in "subkeys": [keyid, keygrip, fingerprint, …].
+    scanned = {entry[0]: entry[2] for entry in raw.get("subkeys", []) if len(entry) > 2}
     subkeys = tuple(
         SubkeyInfo(
-            fingerprint=info["fingerprint"],
+            fingerprint=info.get("fingerprint") or scanned.get(keyid, ""),
             capabilities=_own_capabilities(info["cap"]),
             created=_instant(info["date"]) or datetime.fromtimestamp(0, UTC),
             expires=_instant(info["expires"]),
             revoked=info["trust"] == "r",
         )
-        for info in subkey_info.values()
+        for keyid, info in subkey_info.items()
     )
     return KeyInfo(
         fingerprint=raw["fingerprint"],

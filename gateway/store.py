@@ -322,6 +322,20 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX disappearance_reference ON disappearance (reference);
     """,
+    # A contact's fingerprint confirmed by telephone (`keys import --fingerprint`): kept over
+    # a contacts list that still carries the fingerprint it replaced (gateway/directory.py).
+    """
+    CREATE TABLE contact_pin (
+        id INTEGER PRIMARY KEY,
+        urn INTEGER NOT NULL,
+        role TEXT NOT NULL,
+        email TEXT NOT NULL,
+        replaced TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        confirmed TEXT NOT NULL,
+        at TEXT NOT NULL
+    );
+    """,
 )
 
 

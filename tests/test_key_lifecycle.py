@@ -7,6 +7,7 @@ moved day by day."""
 from __future__ import annotations
 
 import email.policy
+import re
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -16,8 +17,10 @@ from email.parser import BytesParser
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from pgp_keys import KeyFactory, PgpKey
 
+from gateway.cli import cli
 from gateway.clock import LONDON
 from gateway.config import (
     Config,
@@ -28,18 +31,20 @@ from gateway.config import (
     StateSection,
     load_config,
 )
-from gateway.directory import SqliteDirectory
+from gateway.directory import SqliteDirectory, import_directory, load_roll_profiles
 from gateway.errors import ConfigError
 from gateway.health import check
 from gateway.intake_store import record_plan
+from gateway.key_import import ContactRef, KeyImport, import_keys
 from gateway.key_lifecycle import months_before, stale_contacts
-from gateway.keyring import Keyring
-from gateway.model import ChildRecord, Decision, Outcome, SourceRow
+from gateway.keyring import KeyImportRefused, Keyring
+from gateway.model import ChildRecord, ContactRole, Decision, Outcome, SourceRow
 from gateway.operations import check_keys_now, queue_digest
 from gateway.pgpmime import open_sealed
 from gateway.plan import Plan
 from gateway.ruleset import load_rules
 from gateway.store import open_state
+from gateway.synthetic import write_sample
 
 ELM, OAK = 100001, 100002
 DSL_EMAIL = "dsl@lifecycle.elm.example.org"
@@ -377,3 +382,199 @@ def test_warn_days_are_kept_most_distant_first(tmp_path: Path) -> None:
     path = tmp_path / "gateway.toml"
     path.write_text("[keys]\nwarn_days = [1, 30, 7]\n", encoding="utf-8")
     assert load_config(path).config.keys.warn_days == (30, 7, 1)
+
+
+# --------------------------------------------------------------------------------------
+# keys import: only the contact's own key, usable, with the pinned or confirmed fingerprint
+
+
+def key_file(tmp_path: Path, key: PgpKey, name: str = "key.asc") -> Path:
+    path = tmp_path / "keys" / name
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(key.public)
+    return path
+
+
+def import_for_dsl(site: Site, path: Path, fingerprint: str | None, at: datetime) -> KeyImport:
+    return import_keys(
+        site.conn,
+        site.keyring,
+        path,
+        config=site.config.config,
+        at=at,
+        actor="test",
+        contact=ContactRef(ELM, ContactRole.DSL),
+        fingerprint=fingerprint,
+    )
+
+
+def pinned(site: Site) -> tuple[str, str | None]:
+    row = site.conn.execute(
+        "SELECT fingerprint, confirmed FROM contact WHERE urn = ? AND role = 'dsl'", (ELM,)
+    ).fetchone()
+    return row["fingerprint"], row["confirmed"]
+
+
+def test_a_new_key_confirmed_by_telephone_is_imported_and_pinned(
+    site: Site, key_factory: KeyFactory, tmp_path: Path
+) -> None:
+    new = key_factory.make(DSL_EMAIL, serial=1)
+    at = datetime(2026, 3, 2, 10, 15, tzinfo=LONDON)
+    done = import_for_dsl(site, key_file(tmp_path, new), new.fingerprint.lower(), at)
+    assert [key.fingerprint for key in done.imported] == [new.fingerprint]
+    assert done.confirmed is not None and done.confirmed.fingerprint == new.fingerprint
+    assert pinned(site) == (new.fingerprint, "2026-03-02")
+    assert "serves: URN 100001 dsl" in done.lines[0].render()
+    event = site.conn.execute(
+        "SELECT data FROM audit WHERE event = 'contact.pin_confirmed'"
+    ).fetchone()
+    assert new.fingerprint in event["data"] and site.key.fingerprint in event["data"]
+
+
+def test_a_renewed_key_with_the_pinned_fingerprint_is_imported_from_the_folder(
+    site: Site, key_factory: KeyFactory, tmp_path: Path
+) -> None:
+    renewed = key_factory.renewed(site.key, site.until.date() + timedelta(days=365))
+    key_file(tmp_path, renewed)
+    at = site.until - timedelta(days=3)
+    before = pinned(site)
+    (done,) = import_keys(
+        site.conn, site.keyring, tmp_path / "keys", config=site.config.config, at=at, actor="t"
+    ).imported
+    assert (done.fingerprint, done.outcome) == (site.key.fingerprint, "updated")
+    assert site.until > at + timedelta(days=300)
+    assert pinned(site) == before  # nothing was confirmed by telephone
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (
+            lambda f: f.make("someone.else@elm.example.org"),
+            f"no user ID of it is {DSL_EMAIL}, the address of URN 100001 dsl",
+        ),
+        (lambda f: f.make(DSL_EMAIL, sign_only=True), "it has no valid encryption subkey"),
+        (lambda f: f.make(DSL_EMAIL, revoked=True, serial=2), "it has been revoked"),
+    ],
+    ids=["user ID", "cannot encrypt", "revoked"],
+)
+def test_a_key_that_is_not_fit_for_the_contact_is_refused_and_nothing_imported(
+    site: Site,
+    key_factory: KeyFactory,
+    tmp_path: Path,
+    make: Callable[[KeyFactory], PgpKey],
+    reason: str,
+) -> None:
+    key = make(key_factory)
+    before = pinned(site)
+    with pytest.raises(KeyImportRefused, match=re.escape(reason)):
+        import_for_dsl(site, key_file(tmp_path, key), key.fingerprint, datetime.now(LONDON))
+    assert site.keyring.key(key.fingerprint) is None
+    assert pinned(site) == before
+
+
+def test_an_expired_key_is_refused(site: Site, key_factory: KeyFactory, tmp_path: Path) -> None:
+    # GnuPG makes no key already expired: the clock goes past this one's expiry instead.
+    key = key_factory.make(DSL_EMAIL, expires=date.today() + timedelta(days=30), serial=3)
+    after = datetime.now(LONDON) + timedelta(days=40)
+    with pytest.raises(KeyImportRefused, match="it expired on"):
+        import_for_dsl(site, key_file(tmp_path, key), key.fingerprint, after)
+    assert site.keyring.key(key.fingerprint) is None
+
+
+def test_a_key_whose_fingerprint_is_not_the_one_confirmed_is_refused(
+    site: Site, key_factory: KeyFactory, tmp_path: Path
+) -> None:
+    sent = key_factory.make(DSL_EMAIL, serial=4)
+    told = key_factory.make(DSL_EMAIL, serial=5)  # the key the contact read out
+    with pytest.raises(KeyImportRefused, match="not the fingerprint confirmed by telephone"):
+        import_for_dsl(site, key_file(tmp_path, sent), told.fingerprint, datetime.now(LONDON))
+    assert site.keyring.key(sent.fingerprint) is None
+
+
+def test_a_key_for_the_contact_but_not_the_pinned_one_is_refused(
+    site: Site, key_factory: KeyFactory, tmp_path: Path
+) -> None:
+    other = key_factory.make(DSL_EMAIL, serial=6)
+    with pytest.raises(KeyImportRefused, match="not the fingerprint pinned for URN 100001 dsl"):
+        import_for_dsl(site, key_file(tmp_path, other), None, datetime.now(LONDON))
+    path = key_file(tmp_path, other)
+    with pytest.raises(KeyImportRefused, match="pinned for no contact"):
+        import_keys(
+            site.conn,
+            site.keyring,
+            path.parent,
+            config=site.config.config,
+            at=datetime.now(LONDON),
+            actor="test",
+        )
+    assert site.keyring.key(other.fingerprint) is None
+
+
+def test_one_bad_key_in_a_folder_stops_the_whole_import(
+    site: Site, key_factory: KeyFactory, tmp_path: Path
+) -> None:
+    renewed = key_factory.renewed(site.key, site.until.date() + timedelta(days=365))
+    key_file(tmp_path, renewed, "a-dsl.asc")
+    key_file(tmp_path, key_factory.make("stranger@elm.example.org"), "b-stranger.asc")
+    before = site.until
+    with pytest.raises(KeyImportRefused, match=r"b-stranger\.asc"):
+        import_keys(
+            site.conn,
+            site.keyring,
+            tmp_path / "keys",
+            config=site.config.config,
+            at=datetime.now(LONDON),
+            actor="test",
+        )
+    site.keyring.refresh()
+    assert site.until == before
+
+
+def test_a_pin_confirmed_by_telephone_survives_a_directory_import_of_the_old_list(
+    site: Site, key_factory: KeyFactory, tmp_path: Path
+) -> None:
+    new = key_factory.make(DSL_EMAIL, serial=1)
+    at = datetime(2026, 3, 2, 10, 15, tzinfo=LONDON)
+    import_for_dsl(site, key_file(tmp_path, new), new.fingerprint, at)
+    sample = write_sample(tmp_path / "sample", reported_on=date(2026, 3, 2))
+    settings = load_config(sample.config).config.directory
+    assert settings.gias and settings.contacts and settings.pupil_roll
+    with sample.directory.contacts.open("a", encoding="utf-8") as contacts:
+        contacts.write(f"{ELM},DSL,Dana Lead,{DSL_EMAIL},,{site.key.fingerprint},\n")
+    summary = import_directory(
+        site.conn,
+        gias=settings.gias,
+        contacts=settings.contacts,
+        roll=settings.pupil_roll,
+        roll_columns=load_roll_profiles(site.config.rules_dir)["capita_one"],
+        imported_at=at + timedelta(days=1),
+    )
+    assert pinned(site) == (new.fingerprint, "2026-03-02")
+    assert any("confirmed by telephone on 2026-03-02" in w for w in summary.warnings)
+
+
+def test_keys_import_on_the_command_line_refuses_with_the_reason(
+    site: Site, key_factory: KeyFactory, tmp_path: Path
+) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        f'[state]\ndatabase = "{site.database}"\n[gnupg]\nhome = "{site.keyring.home}"\n',
+        encoding="utf-8",
+    )
+    stranger = key_factory.make("stranger@elm.example.org")
+    args = ["--config", str(config), "keys", "import", str(key_file(tmp_path, stranger))]
+    refused = CliRunner().invoke(
+        cli, [*args, "--contact", "100001:DSL", "--fingerprint", stranger.fingerprint]
+    )
+    assert refused.exit_code == 2
+    assert f"no user ID of it is {DSL_EMAIL}" in refused.output
+    new = key_factory.make(DSL_EMAIL, serial=1)
+    args[-1] = str(key_file(tmp_path, new, "new.asc"))
+    done = CliRunner().invoke(
+        cli, [*args, "--contact", "100001:DSL", "--fingerprint", new.fingerprint]
+    )
+    assert done.exit_code == 0, done.output
+    assert f"now pinned to {new.fingerprint}" in done.output
+    usage = CliRunner().invoke(cli, [*args, "--fingerprint", new.fingerprint])
+    assert usage.exit_code == 2 and "give --contact URN:ROLE too" in usage.output

@@ -12,6 +12,7 @@ from pgp_keys import KeyFactory, PgpKey
 from gateway.clock import LONDON
 from gateway.keyring import (
     MAX_HOME_LENGTH,
+    ImportedKey,
     KeyImportRefused,
     Keyring,
     KeyringError,
@@ -202,6 +203,10 @@ def write_key(folder: Path, name: str, data: bytes) -> Path:
     return path
 
 
+def import_folder(keyring: Keyring, folder: Path) -> list[ImportedKey]:
+    return keyring.import_files(keyring.read_key_files(folder))
+
+
 def test_importing_a_folder_reports_each_key(
     keyring: Keyring, key_factory: KeyFactory, tmp_path: Path
 ) -> None:
@@ -212,7 +217,7 @@ def test_importing_a_folder_reports_each_key(
     write_key(folder, "fenland-dalead.pub", second.public)
     write_key(folder, "README.md", b"public keys for import\n")
 
-    imported = keyring.import_folder(folder)
+    imported = import_folder(keyring, folder)
 
     assert [(i.source.name, i.fingerprint, i.outcome) for i in imported] == [
         ("fenland-dalead.pub", second.fingerprint, "new"),
@@ -228,8 +233,8 @@ def test_importing_the_same_keys_again_changes_nothing(
     keyring: Keyring, key_factory: KeyFactory, tmp_path: Path
 ) -> None:
     write_key(tmp_path / "keys", "dsl.asc", key_factory.make(DSL).public)
-    keyring.import_folder(tmp_path / "keys")
-    assert [i.outcome for i in keyring.import_folder(tmp_path / "keys")] == ["unchanged"]
+    import_folder(keyring, tmp_path / "keys")
+    assert [i.outcome for i in import_folder(keyring, tmp_path / "keys")] == ["unchanged"]
 
 
 def test_an_imported_revoked_key_is_reported_revoked(
@@ -237,7 +242,7 @@ def test_an_imported_revoked_key_is_reported_revoked(
 ) -> None:
     revoked = key_factory.make(DSL, expires=EXPIRY, revoked=True)
     write_key(tmp_path / "keys", "dsl.asc", revoked.public)
-    [imported] = keyring.import_folder(tmp_path / "keys")
+    [imported] = import_folder(keyring, tmp_path / "keys")
     assert imported.key.revoked
     assert imported.key.status(BEFORE_EXPIRY) is KeyStatus.REVOKED
 
@@ -249,7 +254,7 @@ def test_a_secret_key_in_the_folder_is_refused_and_nothing_is_imported(
     write_key(folder, "a-public.asc", key_factory.make("dalead@x.example.org").public)
     write_key(folder, "b-secret.asc", key_factory.make(DSL).secret)
     with pytest.raises(KeyImportRefused) as refused:
-        keyring.import_folder(folder)
+        keyring.read_key_files(folder)
     assert "b-secret.asc: holds a secret key" in str(refused.value)
     assert "a-public.asc" not in str(refused.value)
     assert keyring.keys() == []
@@ -266,14 +271,14 @@ def test_a_binary_secret_key_is_refused_too(
     )
     write_key(tmp_path / "keys", "dsl.gpg", binary)
     with pytest.raises(KeyImportRefused, match=r"dsl\.gpg: holds a secret key"):
-        keyring.import_folder(tmp_path / "keys")
+        keyring.read_key_files(tmp_path / "keys")
     assert keyring.keys() == []
 
 
 def test_a_file_without_a_key_is_refused(keyring: Keyring, tmp_path: Path) -> None:
     write_key(tmp_path / "keys", "dsl.asc", b"Please find our key attached.\n")
     with pytest.raises(KeyImportRefused, match=r"dsl\.asc: holds no OpenPGP public key"):
-        keyring.import_folder(tmp_path / "keys")
+        keyring.read_key_files(tmp_path / "keys")
 
 
 # --------------------------------------------------------------------------------------
