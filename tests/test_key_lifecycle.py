@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from pgp_keys import KeyFactory, PgpKey
+from smtp_sink import SmtpSink
 
 from gateway.cli import cli
 from gateway.clock import LONDON
@@ -289,6 +290,29 @@ def test_the_thresholds_are_the_configured_ones(site: Site) -> None:
     for days_before in (15, 14, 7, 1):
         site.morning(days_before)
     assert site.stages() == ["14"]
+
+
+def test_keys_check_on_the_command_line_sends_the_notice_once(
+    site: Site, smtp_sink: SmtpSink, navigator_key: PgpKey, tmp_path: Path
+) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        f'[state]\ndatabase = "{site.database}"\n[gnupg]\nhome = "{site.keyring.home}"\n'
+        f'[navigator]\nemail = "{navigator_key.email}"\n'
+        f'fingerprint = "{navigator_key.fingerprint}"\n'
+        f'[smtp]\nhost = "127.0.0.1"\nport = {smtp_sink.port}\ntls = "none"\n',
+        encoding="utf-8",
+    )
+    at = (site.until - timedelta(days=6)).isoformat()
+    args = ["--config", str(config), "--now", at, "keys", "check"]
+    first = CliRunner().invoke(cli, args)
+    assert first.exit_code == 0, first.output
+    assert f"URN 100001 dsl {site.key.fingerprint}: 7 days left" in first.output
+    assert "dispatch: 1 sent" in first.output
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code == 0, again.output
+    assert "key check: 1 contacts' keys, 0 new warnings" in again.output
+    assert [r.rcpt_tos for r in smtp_sink.received] == [(DSL_EMAIL,)]
 
 
 # --------------------------------------------------------------------------------------
