@@ -73,11 +73,11 @@ class KeyWarning:
 
     @property
     def described(self) -> str:
-        """ "30 days left", "1 day left", "expired" or "revoked"."""
+        """In words: "within 30 days", "within 1 day", "expired" or "revoked"."""
         days = self.days
         if days is None:
             return self.stage
-        return f"{days} day{'' if days == 1 else 's'} left"
+        return f"within {days} day{'' if days == 1 else 's'}"
 
 
 @dataclass(frozen=True)

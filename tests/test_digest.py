@@ -479,7 +479,7 @@ def test_key_warnings_are_listed_most_urgent_first_with_the_contacts_name(
     text, _ = parts(render_digest(digest, navigator=NAVIGATOR))
     assert "KEYS TO RENEW (3)" in text
     assert "Birch Junior (URN 100005), DA Lead: revoked\n" in text
-    assert "Elm Primary (URN 100001), DSL (Dana Lead): 7 days left, stops working" in text
+    assert "Elm Primary (URN 100001), DSL (Dana Lead): within 7 days, stops working" in text
     assert "Thursday 5 March 2026, 09:00" in text
 
 

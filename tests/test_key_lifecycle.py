@@ -179,7 +179,7 @@ def test_the_digest_says_which_stage_and_when_the_key_stops(site: Site) -> None:
     (raw,) = [r["body"] for r in site.conn.execute("SELECT body FROM message WHERE kind='digest'")]
     text = digest_text(site.keyring, raw)
     assert "KEYS TO RENEW (1)" in text
-    assert "Elm Primary (URN 100001), DSL (Dana Lead): 7 days left, stops working" in text
+    assert "Elm Primary (URN 100001), DSL (Dana Lead): within 7 days, stops working" in text
 
 
 def test_a_restart_does_not_repeat_a_warning(site: Site) -> None:
@@ -224,7 +224,7 @@ def test_the_notice_is_signed_by_the_navigator_and_holds_no_child_data(
         "Designated Safeguarding Lead",
         fingerprint,
         f"{stops.day} {stops:%B %Y}",
-        "in 7 days",
+        "within 7 days",
         navigator_key.email,
         NAVIGATOR_PHONE,
         "Never send your secret (private) key",
@@ -307,7 +307,7 @@ def test_keys_check_on_the_command_line_sends_the_notice_once(
     args = ["--config", str(config), "--now", at, "keys", "check"]
     first = CliRunner().invoke(cli, args)
     assert first.exit_code == 0, first.output
-    assert f"URN 100001 dsl {site.key.fingerprint}: 7 days left" in first.output
+    assert f"URN 100001 dsl {site.key.fingerprint}: within 7 days" in first.output
     assert "dispatch: 1 sent" in first.output
     again = CliRunner().invoke(cli, args)
     assert again.exit_code == 0, again.output
