@@ -19,7 +19,7 @@ import stat
 import subprocess
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
@@ -297,17 +297,6 @@ class Keyring:
         return KeyCheck(
             KeyStatus.MISSING, pin, (), None, f"{reason}, nor any key for {email or '(none)'}"
         )
-
-    def expiring_within(self, days: float, at: datetime) -> list[KeyInfo]:
-        """Keys usable at `at` that stop being usable within `days` days after it."""
-        _require_aware(at)
-        horizon = at + timedelta(days=days)
-        soon = []
-        for key in self.keys():
-            until = key.usable_until(at)
-            if key.status(at) is KeyStatus.OK and until is not None and until <= horizon:
-                soon.append(key)
-        return soon
 
     def read_key_files(self, path: Path) -> dict[Path, tuple[KeyInfo, ...]]:
         """The public keys in the file `path`, or in every armored or binary key file (*.asc,

@@ -174,14 +174,6 @@ def test_a_check_needs_a_timezone_aware_instant(keyring: Keyring) -> None:
         keyring.check("0" * 40, email=DSL, at=datetime(2026, 1, 5, 9))
 
 
-def test_keys_expiring_soon_are_listed(keyring: Keyring, key_factory: KeyFactory) -> None:
-    soon = installed(keyring, key_factory.make(DSL, expires=EXPIRY))
-    installed(keyring, key_factory.make("dsl@never.example.org"))
-    installed(keyring, key_factory.make("dsl@gone.example.org", expires=EXPIRY, revoked=True))
-    assert keyring.expiring_within(29, BEFORE_EXPIRY) == []
-    assert [k.fingerprint for k in keyring.expiring_within(31, BEFORE_EXPIRY)] == [soon.fingerprint]
-
-
 def test_contacts_served_by_a_key_are_those_pinning_it(key_factory: KeyFactory) -> None:
     key = key_factory.make(DSL)
     pinning = Contact(100001, ContactRole.DSL, "A. Lead", DSL, fingerprint=key.fingerprint)
