@@ -27,7 +27,8 @@ from gateway.clock import Clock, FixedClock, SystemClock, parse_instant
 from gateway.config import LoadedConfig, load_config
 from gateway.demo import run_demo
 from gateway.demo_summary import render_summary
-from gateway.directory import SqliteDirectory, import_directory, load_roll_profiles
+from gateway.directory import SqliteDirectory
+from gateway.directory_refresh import configured_files, import_and_welcome
 from gateway.errors import ConfigError, GatewayError, StateError
 from gateway.health import check
 from gateway.imap_client import connect
@@ -37,6 +38,7 @@ from gateway.keyring import KeyStatus, open_keyring
 from gateway.logs import configure_logging
 from gateway.mail_intake import PoliceMailHandler
 from gateway.mailbox_watch import Handler, poll_mailbox
+from gateway.onboarding import WelcomeReport, welcome_school
 from gateway.operations import (
     check_keys_now,
     dispatch_now,
@@ -133,30 +135,32 @@ def directory_import(
     """Replace the directory with the GIAS extract, contacts list and pupil roll.
 
     The import is atomic: if any file cannot be imported, the previous directory stays whole.
+    A DSL new to the gateway (a school's first, or a new one) is sent the welcome pack, as by
+    `onboard`; an import into an empty directory welcomes nobody.
     """
 
-    settings = obj.config.config.directory
-    gias_path = _file_setting(obj, "gias", gias or settings.gias)
-    contacts_path = _file_setting(obj, "contacts", contacts or settings.contacts)
-    roll_path = _file_setting(obj, "pupil_roll", roll or settings.pupil_roll)
-    profile_name = roll_profile or settings.roll_profile
-    profiles = load_roll_profiles(obj.config.rules_dir)
-    if profile_name not in profiles:
-        raise ConfigError(
-            f"directory.roll_profile: {profile_name!r} is not a profile of "
-            f"{obj.config.rules_dir / 'pupil_roll.toml'}; allowed: {', '.join(sorted(profiles))}"
-        )
-    conn = _state(obj)
-    summary = import_directory(
-        conn,
-        gias=gias_path,
-        contacts=contacts_path,
-        roll=roll_path,
-        roll_columns=profiles[profile_name],
-        imported_at=obj.clock.now(),
+    files = configured_files(
+        obj.config, gias=gias, contacts=contacts, roll=roll, roll_profile=roll_profile
+    )
+    imported = import_and_welcome(
+        _state(obj),
+        files,
+        config=obj.config,
+        now=obj.clock.now(),
+        actor="cli:directory-import",
         progress=sys.stderr.isatty() if progress is None else progress,
     )
-    click.echo(summary.render())
+    click.echo(imported.summary.render())
+    _say_welcomes(imported.welcomes)
+
+
+def _say_welcomes(report: WelcomeReport) -> None:
+    for welcomed in report.queued:
+        click.echo(f"welcome pack {welcomed.reference} queued to the new DSL of URN {welcomed.urn}")
+    for line in report.waiting:
+        click.echo(line)
+    if report.queued:
+        click.echo("`encompass-gateway dispatch` (or the service) sends them")
 
 
 @cli.command()
@@ -297,6 +301,27 @@ def digest(obj: Context, chase: bool, new_only: bool) -> None:
         return
     _, report = dispatch_now(conn, config=obj.config, now=now, actor="cli:digest")
     click.echo(f"queued; dispatch: {len(report.sent)} sent, {len(report.retrying)} to retry")
+
+
+@cli.command()
+@click.argument("urn", type=int)
+@click.pass_obj
+@_reports_errors
+def onboard(obj: Context, urn: int) -> None:
+    """Send the DSL of school URN the welcome pack to the scheme, signed, now.
+
+    What Operation Encompass is and what notifications look like, how to send and confirm
+    an OpenPGP key, the letter to parents and carers and the safeguarding policy paragraph.
+    No child's data. Run by hand it is sent again, on purpose, even if it went before.
+    Refused for a school not in the directory, not open, outside the area, or without a DSL
+    email address.
+    """
+    conn = _state(obj)
+    now = obj.clock.now()
+    for welcomed in welcome_school(conn, urn, config=obj.config, now=now, actor="cli:onboard"):
+        click.echo(f"welcome pack {welcomed.reference} queued to {welcomed.email}")
+    _, report = dispatch_now(conn, config=obj.config, now=now, actor="cli:onboard")
+    click.echo(f"dispatch: {len(report.sent)} sent, {len(report.retrying)} to retry")
 
 
 @cli.command()
@@ -536,16 +561,6 @@ def audit_export(obj: Context, out: Path) -> None:
             conn, "audit.exported", actor="cli:audit-export", at=obj.clock.now(), rows=rows
         )
     click.echo(f"wrote {rows} rows to {out}")
-
-
-def _file_setting(obj: Context, key: str, path: Path | None) -> Path:
-    if path is None:
-        option = "--roll" if key == "pupil_roll" else f"--{key}"
-        raise ConfigError(
-            f"{obj.config.source or 'the configuration'}: directory.{key} is not set; "
-            f"set it there or pass {option}"
-        )
-    return path
 
 
 def _state(obj: Context) -> sqlite3.Connection:

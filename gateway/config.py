@@ -346,6 +346,9 @@ class ScheduleSection(Strict):
     # The key check (gateway/key_lifecycle.py): before the digest, so the digest lists what
     # it found the same morning.
     key_check_at: ClockTime = "07:30"
+    # The directory re-imported from the [directory] files (skipped when they are unchanged;
+    # no job at all when they are not configured): before the police spreadsheet arrives.
+    directory_refresh_at: ClockTime = "06:00"
 
 
 class KeysSection(Strict):

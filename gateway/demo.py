@@ -38,7 +38,8 @@ from gateway.demo_keys import (
     pin_fingerprints,
 )
 from gateway.demo_mail import MailWorld, ReadCopy, read_received
-from gateway.directory import ImportSummary, SqliteDirectory, import_directory, load_roll_profiles
+from gateway.directory import ImportSummary, SqliteDirectory
+from gateway.directory_refresh import configured_files, import_and_welcome
 from gateway.dispatch import DispatchReport
 from gateway.errors import GatewayError
 from gateway.key_import import import_keys
@@ -270,16 +271,10 @@ domain = "{MAIL_DOMAIN}"
 def _import_directory(
     conn: sqlite3.Connection, config: LoadedConfig, at: datetime
 ) -> ImportSummary:
-    settings = config.config.directory
-    assert settings.gias and settings.contacts and settings.pupil_roll  # write_sample sets them
-    return import_directory(
-        conn,
-        gias=settings.gias,
-        contacts=settings.contacts,
-        roll=settings.pupil_roll,
-        roll_columns=load_roll_profiles(config.rules_dir)[settings.roll_profile],
-        imported_at=at,
-    )
+    """What `encompass-gateway directory import` does with the configured files."""
+    return import_and_welcome(
+        conn, configured_files(config), config=config, now=at, actor="demo"
+    ).summary
 
 
 def _import_keys(

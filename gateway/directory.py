@@ -10,9 +10,10 @@ memory than a county's.
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -37,7 +38,9 @@ __all__ = [
     "ImportSummary",
     "RollColumns",
     "SqliteDirectory",
+    "files_sha256",
     "import_directory",
+    "last_import_sha256",
     "load_roll_profiles",
 ]
 
@@ -89,17 +92,25 @@ def import_directory(
     roll: Path,
     roll_columns: RollColumns,
     imported_at: datetime,
+    actor: str,
     progress: bool = False,
+    on_stored: Callable[[sqlite3.Connection], object] | None = None,
 ) -> ImportSummary:
-    """Replace the directory with these three files, atomically, and record the import.
+    """Replace the directory with these three files, atomically, and record the import with
+    the files' hash (`files_sha256`) and its audit entry.
 
     Raises DirectoryImportError when a file cannot be read, lacks a required column, or has
     no usable row (an empty GIAS extract or roll would silently unroute every child), and
     StateError when the database fails; in both cases the previous directory stays whole.
-    `progress` shows a progress bar per file on stderr.
+    `progress` shows a progress bar per file on stderr. `on_stored` is called once the new
+    directory is stored, inside the same transaction, to record what the import changed
+    with it (the DSLs it brings: gateway/onboarding.py); if it raises, nothing is kept.
     """
     if imported_at.tzinfo is None:
         raise ValueError("imported_at must be timezone-aware")
+    # Hashed before reading: if a file is replaced during the import, the hash recorded is
+    # the older content's, and the next refresh imports again rather than skipping.
+    sha256 = files_sha256(gias, contacts, roll)
     log = ImportLog()
     with ExitStack() as files:
         # Every header is checked before the database is touched.
@@ -119,9 +130,9 @@ def import_directory(
             _store_pupils(conn, roll_records, _with_progress(roll_records, progress), counts, log)
             if not counts.pupils:
                 raise DirectoryImportError(f"{roll}: no pupil could be read")
-            conn.execute(
+            cursor = conn.execute(
                 "INSERT INTO directory_import (imported_at, source, establishments, contacts, "
-                "pupils, warnings) VALUES (?, ?, ?, ?, ?, ?)",
+                "pupils, warnings, sha256) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     imported_at.astimezone(UTC).isoformat(),
                     f"gias={gias}; contacts={contacts}; roll={roll}",
@@ -129,8 +140,23 @@ def import_directory(
                     counts.contacts,
                     counts.pupils,
                     log.count,
+                    sha256,
                 ),
             )
+            audit.append(
+                conn,
+                "directory.imported",
+                actor=actor,
+                at=imported_at,
+                directory_import=cursor.lastrowid,
+                sha256=sha256,
+                establishments=len(counts.open_by_urn),
+                contacts=counts.contacts,
+                pupils=counts.pupils,
+                warnings=log.count,
+            )
+            if on_stored is not None:
+                on_stored(conn)
             conn.execute("COMMIT")
         except BaseException as exc:
             # SQLite may already have rolled back by itself (a full disk, an I/O error).
@@ -152,6 +178,26 @@ def import_directory(
         warning_count=log.count,
         warnings=tuple(log.kept),
     )
+
+
+def files_sha256(gias: Path, contacts: Path, roll: Path) -> str:
+    """One SHA-256 over the three files' contents (each hashed whole, in this order): equal
+    only when none of them changed. DirectoryImportError when one cannot be read."""
+    combined = hashlib.sha256()
+    for label, path in (("gias", gias), ("contacts", contacts), ("roll", roll)):
+        try:
+            with path.open("rb") as handle:
+                digest = hashlib.file_digest(handle, "sha256").hexdigest()
+        except OSError as exc:
+            raise DirectoryImportError(f"{path}: cannot be read: {exc.strerror}") from exc
+        combined.update(f"{label}:{digest}\n".encode("ascii"))
+    return combined.hexdigest()
+
+
+def last_import_sha256(conn: sqlite3.Connection) -> str | None:
+    """The files' hash recorded by the latest import (None: none yet, or none recorded)."""
+    row = conn.execute("SELECT sha256 FROM directory_import ORDER BY id DESC LIMIT 1").fetchone()
+    return None if row is None else row["sha256"]
 
 
 class _Counts:

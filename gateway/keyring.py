@@ -55,7 +55,8 @@ _EMAIL_IN_UID = re.compile(r"<([^<>\s]+@[^<>\s]+)>\s*$")
 
 class KeyringError(GatewayError):
     """The gateway's GnuPG home cannot be used: its permissions are open to others, its path
-    is too long for gpg-agent's socket, GnuPG is not installed, or a key listing failed."""
+    is too long for gpg-agent's socket, GnuPG is not installed, a key listing failed, or a key
+    asked for (to export) is not in it."""
 
 
 class KeyImportRefused(KeyringError):
@@ -238,6 +239,14 @@ class Keyring:
     def key(self, fingerprint: str) -> KeyInfo | None:
         """The key whose primary fingerprint is exactly `fingerprint` (spaces and case aside)."""
         return self._listing().get(normalise_fingerprint(fingerprint))
+
+    def public_key(self, fingerprint: str) -> str:
+        """The armored public key of `fingerprint` (e.g. the Navigator's, to hand to a school
+        that will verify its signatures); KeyringError when the home does not hold it."""
+        armored = str(self.gpg.export_keys(normalise_fingerprint(fingerprint)))
+        if not armored.strip():
+            raise KeyringError(f"the key {fingerprint} is not in the GnuPG home {self.home}")
+        return armored
 
     def check(self, fingerprint: str, *, email: str, at: datetime) -> KeyCheck:
         """Whether the key pinned as `fingerprint` for the contact `email` can receive at `at`.

@@ -74,6 +74,7 @@ class MessageKind(StrEnum):
     REPLY = "reply"  # to a sender whose mail could not be taken in
     RETURN_SHEET = "return_sheet"  # to the police sender: their spreadsheet with outcomes
     KEY_NOTICE = "key_notice"  # to a school contact: their key is expiring; signed, no child data
+    WELCOME = "welcome"  # to a DSL whose school joins the scheme: signed, no child data
 
 
 # --------------------------------------------------------------------------------------

@@ -7,8 +7,9 @@ automatic mail: `Auto-Submitted: auto-generated` (RFC 3834) and the loop header,
 nothing answers it and the gateway never answers it back (gateway/inbound.py: OWN_LOOP),
 and it asks for no read receipt.
 
-Mail to a school contact that carries no personal data (a request for a renewed key) is
-signed only (`queue_signed`): it must reach a contact whose key is expiring or gone.
+Mail to a school contact that carries no personal data (a request for a renewed key, the
+welcome pack of a school joining the scheme) is signed only (`queue_signed`): it must reach
+a contact whose key is expiring, gone, or not sent yet.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ _PREFIX = {
     MessageKind.FORWARD: "Gateway forward",
     MessageKind.RETURN_SHEET: "Return sheet",
     MessageKind.KEY_NOTICE: "Key renewal",
+    MessageKind.WELCOME: "Operation Encompass welcome pack",
 }
 
 

@@ -3,7 +3,9 @@
 A scheduler around the same one-shot operations as the CLI. The database is the source of
 truth: one APScheduler job, "dispatch", is (re)set to `schedule.next_dispatch` after the
 start, after every mailbox pass and after every dispatch, so a restart at 08:59 still sends
-at 09:00 and a restart at 09:20 sends what was due at once. Each mailbox is watched by its
+at 09:00 and a restart at 09:20 sends what was due at once. Daily jobs at the configured
+times: the Navigator's digest and chase list, and the directory refresh from the configured
+files (gateway/directory_refresh.py) when they are configured. Each mailbox is watched by its
 own thread (IDLE, reconnecting with backoff), each thread with its own SQLite connection.
 Daily jobs at fixed London times: the key check (`schedule.key_check_at`), the digest and
 the chase list; each reads the database, so a missed run loses nothing but its hour.
@@ -23,6 +25,8 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
@@ -31,6 +35,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from gateway import audit
 from gateway.clock import LONDON, Clock
 from gateway.config import ImapSection, LoadedConfig
+from gateway.directory_refresh import refresh_configured, refresh_directory
 from gateway.errors import StateError
 from gateway.imap_client import MailboxError, connect
 from gateway.keyring import open_keyring
@@ -47,6 +52,7 @@ log = logging.getLogger("gateway.service")
 
 DISPATCH_JOB = "dispatch"
 KEY_CHECK_JOB = "key-check"
+REFRESH_JOB = "directory_refresh"
 # A dispatch that could not run on time (the machine slept, the process was busy) still
 # runs when it can within this window; later than that, the next start finds it overdue.
 MISFIRE_GRACE_SECONDS = 6 * 3600
@@ -100,27 +106,16 @@ class Service:
             scheduler.add_listener(self._missed, EVENT_JOB_MISSED | EVENT_JOB_ERROR)
             self._scheduler = scheduler
             scheduler.start()
-            timetable = self.config.config.schedule
-            for job, at in (("digest", timetable.digest_at), ("chase", timetable.chase_at)):
+            for job, (action, at) in self._timetable().items():
                 hour, minute = at.split(":")
                 scheduler.add_job(
-                    self._navigator_mail,
+                    action,
                     "cron",
-                    args=(job,),
                     hour=int(hour),
                     minute=int(minute),
                     id=job,
                     replace_existing=True,
                 )
-            hour, minute = timetable.key_check_at.split(":")
-            scheduler.add_job(
-                self._key_check,
-                "cron",
-                hour=int(hour),
-                minute=int(minute),
-                id=KEY_CHECK_JOB,
-                replace_existing=True,
-            )
             watchers = [
                 threading.Thread(target=self._watch, args=(name, account), name=f"watch-{name}")
                 for name, account in self._accounts().items()
@@ -146,6 +141,25 @@ class Service:
                 with self._lock:
                     self._scheduler = None
                 scheduler.shutdown(wait=True)
+
+    def _timetable(self) -> dict[str, tuple[Callable[[], None], str]]:
+        """The daily jobs: id -> (what runs, Europe/London "HH:MM")."""
+        timetable = self.config.config.schedule
+        jobs: dict[str, tuple[Callable[[], None], str]] = {
+            "digest": (partial(self._navigator_mail, "digest"), timetable.digest_at),
+            "chase": (partial(self._navigator_mail, "chase"), timetable.chase_at),
+            KEY_CHECK_JOB: (self._key_check, timetable.key_check_at),
+        }
+        if refresh_configured(self.config):
+            jobs[REFRESH_JOB] = (self._refresh_directory, timetable.directory_refresh_at)
+        return jobs
+
+    def next_run(self, job: str) -> datetime | None:
+        """When the scheduled job `job` runs next; None when it is not scheduled, or the
+        service is not running."""
+        with self._lock:
+            scheduled = self._scheduler.get_job(job) if self._scheduler is not None else None
+        return None if scheduled is None else scheduled.next_run_time
 
     def reschedule(self) -> None:
         """Set the dispatch job to the next instant a message can leave (now, if overdue)."""
@@ -216,6 +230,16 @@ class Service:
             conn.close()
         if report.warnings:
             self.reschedule()  # the notices to the contacts are due now
+
+    def _refresh_directory(self) -> None:
+        conn = open_config_state(self.config)
+        try:
+            refresh_directory(
+                conn, config=self.config, now=self.clock.now(), actor="service:directory-refresh"
+            )
+        finally:
+            conn.close()
+        self.reschedule()  # welcome packs or an alert may now be waiting to go
 
     def _missed(self, event: JobExecutionEvent) -> None:
         # A missed or failed job is on record for the Navigator, and the schedule is rebuilt

@@ -336,6 +336,27 @@ MIGRATIONS: tuple[str, ...] = (
         at TEXT NOT NULL
     );
     """,
+    # Joining the scheme (gateway/onboarding.py): every DSL (URN and address) the gateway
+    # knows, so each is sent the welcome once. "known": in the directory before onboarding
+    # existed, or found by the first import of an empty directory (schools already in the
+    # scheme); "pending": found new by an import, welcome not queued yet (a crash, or no
+    # Navigator key to sign it); "welcomed": queued as `message`. And the directory files'
+    # hash with each import, so a scheduled refresh of unchanged files is skipped.
+    """
+    CREATE TABLE welcome (
+        id INTEGER PRIMARY KEY,
+        urn INTEGER NOT NULL,
+        email TEXT NOT NULL,
+        state TEXT NOT NULL,
+        found_at TEXT,
+        message INTEGER REFERENCES message (id),
+        UNIQUE (urn, email)
+    );
+    INSERT INTO welcome (urn, email, state)
+        SELECT DISTINCT urn, lower(email), 'known' FROM contact
+        WHERE role = 'dsl' AND email != '';
+    ALTER TABLE directory_import ADD COLUMN sha256 TEXT;
+    """,
 )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import email.policy
 import html
 import re
+import tempfile
 from collections.abc import Iterable
 from datetime import date
 from email.message import EmailMessage
@@ -175,3 +176,72 @@ def _inner_text(inner: EmailMessage) -> str:
         if part.get_content_type() == "text/html":
             texts.append(html.unescape(_TAG.sub(" ", text)))
     return "\n".join(texts)
+
+
+def assert_signed_only(
+    raw: bytes,
+    *,
+    verifier: Keyring | Path,
+    navigator_fingerprint: str,
+    must_not_contain: Iterable[str],
+    dates_of_birth: Iterable[date] = (),
+) -> EmailMessage:
+    """Assert that `raw` is mail fit to leave signed and NOT encrypted, and return the signed
+    entity: so it must carry no child's data.
+
+    - RFC 3156 §5 structure: `multipart/signed; protocol="application/pgp-signature";
+      micalg=pgp-sha256` with exactly the signed part and one `application/pgp-signature`;
+    - the detached signature verifies, in `verifier` (a home holding the Navigator's public
+      key), over the exact bytes of the signed part as transmitted, made by the Navigator's
+      key (its VALIDSIG primary fingerprint);
+    - 7-bit throughout; none of `must_not_contain` (children's names) and no rendering of
+      `dates_of_birth` in any header or any decoded part.
+    """
+    assert raw.isascii(), "signed mail must be 7-bit (RFC 3156 §5.1)"
+    outer = BytesParser(policy=email.policy.default).parsebytes(raw)
+    assert outer.get_content_type() == "multipart/signed", outer.get_content_type()
+    assert outer.get_param("protocol") == "application/pgp-signature"
+    assert outer.get_param("micalg") == "pgp-sha256"
+    parts = list(outer.iter_parts())
+    assert len(parts) == 2, f"{len(parts)} parts in multipart/signed"
+    assert parts[1].get_content_type() == "application/pgp-signature"
+    signature = parts[1].get_payload(decode=True)
+    assert isinstance(signature, bytes)
+    signed = signed_part_bytes(raw, outer.get_boundary() or "")
+    _verify_detached(signed, signature, verifier, navigator_fingerprint)
+    text = _squeezed(_inner_text(outer))
+    leaked = [name for name in must_not_contain if name and _squeezed(name) in text]
+    assert not leaked, f"child data in signed-only mail: {leaked}"
+    for dob in dates_of_birth:
+        for form in _renderings(dob):
+            assert form.casefold() not in text, f"a date of birth in signed-only mail: {form!r}"
+    entity = BytesParser(policy=email.policy.default).parsebytes(signed)
+    assert isinstance(entity, EmailMessage)
+    return entity
+
+
+def signed_part_bytes(raw: bytes, boundary: str) -> bytes:
+    """The first body part of a multipart `raw` exactly as transmitted: from after the first
+    delimiter line to the CRLF that belongs to the next delimiter (RFC 2046 §5.1.1)."""
+    assert boundary, "multipart/signed without a boundary"
+    body = raw.split(b"\r\n\r\n", 1)[1]
+    delimiter = b"--" + boundary.encode("ascii")
+    start = body.index(delimiter + b"\r\n") + len(delimiter) + 2
+    end = body.index(b"\r\n" + delimiter, start)
+    return body[start:end]
+
+
+def _verify_detached(data: bytes, signature: bytes, home: Keyring | Path, navigator: str) -> None:
+    gpg = home.gpg if isinstance(home, Keyring) else gnupg.GPG(gnupghome=str(home))
+    with tempfile.TemporaryDirectory(prefix="eg-sig-") as scratch:
+        signature_file = Path(scratch) / "signature.asc"
+        signature_file.write_bytes(signature)
+        result = gpg.verify_data(str(signature_file), data)
+    status = [
+        line[9:].split() for line in result.stderr.splitlines() if line.startswith("[GNUPG:] ")
+    ]
+    keywords = [fields[0] for fields in status if fields]
+    assert "GOODSIG" in keywords, f"no good signature: {result.status}"
+    assert not {"BADSIG", "ERRSIG", "EXPKEYSIG", "REVKEYSIG"} & set(keywords), keywords
+    signers = [fields[10] for fields in status if fields[0] == "VALIDSIG"]
+    assert signers == [navigator], f"signed by {signers}, not the Navigator's key {navigator}"

@@ -6,6 +6,7 @@ makes one; `site_config` writes the configuration block the end-to-end tests sha
 
 from __future__ import annotations
 
+import csv
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from dovecot import Dovecot, MailUser
 from pgp_keys import KeyFactory, PgpKey
 from police_mail_corpus import MASH, POLICE, Header, content, mail, police_keyring, signed
 from sample_day import INTAKE, notified_urns, pin_real_keys
-from smtp_sink import SmtpSink
+from smtp_sink import Received, SmtpSink
 
 from gateway.cli import cli
 from gateway.keyring import Keyring, open_keyring
@@ -114,14 +115,14 @@ class Sample:
 
     paths: SamplePaths
     keys: dict[str, PgpKey]  # by contact address
+    notified: set[int]  # the URNs the sample spreadsheet notifies
 
 
 def sample_with_keys(folder: Path, key_factory: KeyFactory) -> Sample:
     sample = write_sample(folder / "sample", reported_on=date(2026, 3, 2))
-    keys = pin_real_keys(
-        sample.directory.contacts, notified_urns(sample), key_factory, folder / "keys"
-    )
-    return Sample(sample, keys)
+    notified = notified_urns(sample)
+    keys = pin_real_keys(sample.directory.contacts, notified, key_factory, folder / "keys")
+    return Sample(sample, keys, notified)
 
 
 def make_world(
@@ -194,3 +195,83 @@ def read_receipt(original_message_id: str) -> bytes:
         "Disposition: manual-action/MDN-sent-manually; displayed\r\n"
         "--b1--\r\n"
     ).encode()
+
+
+@dataclass
+class SendingDay:
+    """The sample day's site without mailboxes: the gateway can send (the Navigator's key,
+    the notified schools' contacts' keys, SMTP to the sink), the directory imported."""
+
+    sample: SamplePaths
+    sink: SmtpSink
+    home: Path  # the gateway's GnuPG home
+    verifier: Path  # a DSL's home holding only the Navigator's public key
+    notified: set[int]  # the URNs the sample spreadsheet notifies
+
+    @property
+    def config(self) -> Path:
+        return self.sample.config
+
+    def invoke(self, *args: str, now: str = INTAKE) -> Result:
+        return CliRunner().invoke(cli, ["--config", str(self.config), "--now", now, *args])
+
+    def run(self, *args: str, now: str = INTAKE) -> Result:
+        result = self.invoke(*args, now=now)
+        assert result.exit_code == 0, result.output
+        return result
+
+    def state(self) -> sqlite3.Connection:
+        """The state database, opened as the gateway opens it (unseal() works)."""
+        return open_state(self.config.parent / "state" / "gateway.sqlite3")
+
+    def received(self, kind: str) -> list[Received]:
+        """What the sink received of the outbox's messages of `kind`, byte for byte."""
+        with self.state() as conn:
+            bodies = {
+                bytes(row["body"])
+                for row in conn.execute("SELECT body FROM message WHERE kind = ?", (kind,))
+            }
+        return [received for received in self.sink.received if received.data in bodies]
+
+    def contacts(self) -> list[dict[str, str]]:
+        """The contacts list's rows."""
+        with self.sample.directory.contacts.open(encoding="utf-8", newline="") as handle:
+            return list(csv.DictReader(handle))
+
+    def write_contacts(self, rows: list[dict[str, str]]) -> None:
+        with self.sample.directory.contacts.open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+
+
+def make_sending_day(
+    tmp_path: Path,
+    *,
+    key_factory: KeyFactory,
+    navigator_key: PgpKey,
+    gnupg_home: Callable[[], Path],
+    smtp_sink: SmtpSink,
+) -> SendingDay:
+    sample = sample_with_keys(tmp_path, key_factory)
+    home, verifier = gnupg_home(), gnupg_home()
+    with open_keyring(home) as keyring:
+        navigator_key.install_secret(keyring)
+        for key in sample.keys.values():
+            key.install_public(keyring)
+    with open_keyring(verifier) as keyring:
+        navigator_key.install_public(keyring)
+    config = sample.paths.config
+    config.write_text(
+        config.read_text(encoding="utf-8")
+        + site_config(
+            navigator=navigator_key,
+            gnupg_home=home,
+            smtp_port=smtp_sink.port,
+            police_fingerprint=key_factory.make(POLICE, name="Police DA desk").fingerprint,
+        ),
+        encoding="utf-8",
+    )
+    day = SendingDay(sample.paths, smtp_sink, home, verifier, sample.notified)
+    day.run("directory", "import", "--no-progress")
+    return day

@@ -196,6 +196,7 @@ class Files:
             "roll": self.roll,
             "roll_columns": self.columns,
             "imported_at": NOW,
+            "actor": "test",
         }
         arguments.update(overrides)
         return import_directory(conn, **arguments)  # type: ignore[arg-type]

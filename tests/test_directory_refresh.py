@@ -1,0 +1,199 @@
+"""The directory refreshed on a schedule from the configured files: unchanged files skipped, a
+broken file leaving the old directory in place with the Navigator alerted, and a DSL new to
+the gateway sent the welcome pack once."""
+
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from invariants import assert_sealed, assert_signed_only
+from mail_world import SendingDay, make_sending_day
+from pgp_keys import KeyFactory, PgpKey
+from smtp_sink import SmtpSink
+
+from gateway.clock import LONDON, SystemClock
+from gateway.config import Config, LoadedConfig, StateSection, load_config
+from gateway.directory_refresh import Refresh, RefreshOutcome, refresh_directory
+from gateway.service import REFRESH_JOB, Service
+from gateway.store import open_state
+
+MONDAY_NIGHT = datetime(2026, 3, 2, 23, 0, tzinfo=UTC)
+TUESDAY_SIX = datetime(2026, 3, 3, 6, 0, tzinfo=UTC)
+WEDNESDAY_SIX = datetime(2026, 3, 4, 6, 0, tzinfo=UTC)
+WAIT = 20  # seconds: a generous bound for something that takes well under one
+
+
+@pytest.fixture
+def day(
+    tmp_path: Path,
+    key_factory: KeyFactory,
+    navigator_key: PgpKey,
+    gnupg_home: Callable[[], Path],
+    smtp_sink: SmtpSink,
+) -> SendingDay:
+    return make_sending_day(
+        tmp_path, key_factory=key_factory, navigator_key=navigator_key, gnupg_home=gnupg_home,
+        smtp_sink=smtp_sink,
+    )  # fmt: skip
+
+
+def refresh(day: SendingDay, now: datetime) -> Refresh:
+    config = load_config(day.config)
+    conn = open_state(config.database)
+    try:
+        return refresh_directory(conn, config=config, now=now, actor="test")
+    finally:
+        conn.close()
+
+
+def counts(day: SendingDay) -> tuple[int, int, int]:
+    with day.state() as conn:
+        return (
+            conn.execute("SELECT COUNT(*) FROM establishment").fetchone()[0],
+            conn.execute("SELECT COUNT(*) FROM directory_import").fetchone()[0],
+            conn.execute("SELECT COUNT(*) FROM message WHERE kind = 'welcome'").fetchone()[0],
+        )
+
+
+def audited(day: SendingDay, event: str) -> int:
+    with day.state() as conn:
+        return int(
+            conn.execute("SELECT COUNT(*) FROM audit WHERE event = ?", (event,)).fetchone()[0]
+        )
+
+
+def test_the_first_import_into_an_empty_directory_welcomes_nobody(day: SendingDay) -> None:
+    # The schools were in the scheme before the gateway: they are known, not joining.
+    with day.state() as conn:
+        states = {row[0] for row in conn.execute("SELECT state FROM welcome")}
+    assert states == {"known"}
+    assert counts(day)[2] == 0
+
+
+def test_a_refresh_that_brings_a_new_dsl_sends_their_welcome_once(
+    day: SendingDay, navigator_key: PgpKey
+) -> None:
+    rows = day.contacts()
+    school = next(
+        e
+        for e in day.sample.directory.establishments
+        if e.is_open and e.la_code == 874 and e.urn not in day.notified
+    )
+    (dsl,) = [r for r in rows if int(r["URN"]) == school.urn and r["Role"] == "DSL"]
+    dsl["Email"] = "new.dsl@school.example.org"
+    day.write_contacts(rows)
+
+    first = refresh(day, TUESDAY_SIX)
+    assert first.outcome is RefreshOutcome.IMPORTED
+    assert [(w.urn, w.email) for w in first.welcomes.queued] == [
+        (school.urn, "new.dsl@school.example.org")
+    ]
+    # Unchanged files are skipped; an import by hand of the same files welcomes nobody again.
+    assert refresh(day, WEDNESDAY_SIX).welcomes.queued == ()
+    assert "welcome pack" not in day.run("directory", "import", "--no-progress").output
+    assert counts(day)[2] == 1
+
+    day.run("dispatch", now=TUESDAY_SIX.isoformat())
+    (welcome,) = day.received("welcome")
+    assert welcome.rcpt_tos == ("new.dsl@school.example.org",)
+    assert_signed_only(
+        welcome.data,
+        verifier=day.verifier,
+        navigator_fingerprint=navigator_key.fingerprint,
+        must_not_contain=[child.written_name for child in day.sample.expected],
+    )
+
+
+def test_a_new_dsl_at_a_school_outside_the_area_is_not_welcomed(day: SendingDay) -> None:
+    rows = day.contacts()
+    outside = next(
+        e for e in day.sample.directory.establishments if e.is_open and e.la_code not in (873, 874)
+    )
+    (dsl,) = [r for r in rows if int(r["URN"]) == outside.urn and r["Role"] == "DSL"]
+    dsl["Email"] = "new.dsl@elsewhere.example.org"
+    day.write_contacts(rows)
+    output = day.run("directory", "import", "--no-progress").output
+    assert f"new DSL not welcomed yet: {outside.name} (URN {outside.urn}) is in" in output
+    assert counts(day)[2] == 0
+
+
+def test_unchanged_files_are_skipped_and_the_skip_recorded(day: SendingDay) -> None:
+    before = counts(day)
+    assert refresh(day, TUESDAY_SIX).outcome is RefreshOutcome.SKIPPED
+    assert counts(day) == before
+    assert audited(day, "directory.refresh_skipped") == 1
+
+
+def test_a_broken_file_alerts_the_navigator_and_keeps_the_old_directory(
+    day: SendingDay, navigator_key: PgpKey
+) -> None:
+    establishments, imports, _ = counts(day)
+    gias = day.sample.directory.gias
+    gias.write_bytes(gias.read_bytes().replace(b"URN", b"Reference", 1))
+
+    result = refresh(day, TUESDAY_SIX)
+    assert result.outcome is RefreshOutcome.FAILED and "URN" in result.error
+    assert counts(day)[:2] == (establishments, imports)
+    assert audited(day, "directory.refresh_failed") == 1
+
+    day.run("dispatch", now=TUESDAY_SIX.isoformat())
+    (alert,) = day.received("alert")
+    assert alert.rcpt_tos == (navigator_key.email,)
+    assert_sealed(
+        alert.data,
+        recipient_home_or_keyring=day.home,
+        navigator_fingerprint=navigator_key.fingerprint,
+        reference="GW-",
+        must_contain=["Directory refresh failed", "The previous directory stays in use", "URN"],
+        must_not_contain=[],
+    )
+
+
+def test_a_missing_file_is_a_failed_refresh_too(day: SendingDay) -> None:
+    establishments, imports, _ = counts(day)
+    day.sample.directory.pupil_roll.unlink()
+    result = refresh(day, TUESDAY_SIX)
+    assert result.outcome is RefreshOutcome.FAILED and "cannot be read" in result.error
+    assert counts(day)[:2] == (establishments, imports)
+    with day.state() as conn:
+        assert conn.execute("SELECT COUNT(*) FROM message WHERE kind = 'alert'").fetchone()[0] == 1
+
+
+# --------------------------------------------------------------------------------------
+# The service's job
+
+
+def serve_until_scheduled(service: Service, job: str) -> tuple[datetime | None, datetime | None]:
+    """Start the service, read when `job` and the digest run next, and stop it."""
+    thread = threading.Thread(target=service.run)
+    thread.start()
+    try:
+        deadline = datetime.now(UTC) + timedelta(seconds=WAIT)
+        while service.next_run("digest") is None:
+            assert datetime.now(UTC) < deadline, f"waited {WAIT} s for the service to start"
+            threading.Event().wait(0.05)
+        return service.next_run(job), service.next_run("digest")
+    finally:
+        service.stop.set()
+        thread.join()
+
+
+def test_the_refresh_job_is_scheduled_at_the_configured_time(day: SendingDay) -> None:
+    with day.config.open("a", encoding="utf-8") as config:
+        config.write('\n[schedule]\ndirectory_refresh_at = "05:45"\n')
+    started = datetime.now(UTC)
+    when, _ = serve_until_scheduled(Service(load_config(day.config), SystemClock()), REFRESH_JOB)
+    assert when is not None
+    local = when.astimezone(LONDON)
+    assert (local.hour, local.minute) == (5, 45)
+    assert started < when <= started + timedelta(days=1)
+
+
+def test_without_directory_files_there_is_no_refresh_job(tmp_path: Path) -> None:
+    config = Config(state=StateSection(database=tmp_path / "state.sqlite3"))
+    when, digest = serve_until_scheduled(
+        Service(LoadedConfig(None, config), SystemClock()), REFRESH_JOB
+    )
+    assert when is None and digest is not None
