@@ -17,7 +17,7 @@ from gateway.clock import LONDON, SystemClock
 from gateway.config import Config, LoadedConfig, StateSection, load_config
 from gateway.directory_refresh import Refresh, RefreshOutcome, refresh_directory
 from gateway.service import REFRESH_JOB, Service
-from gateway.store import open_state
+from gateway.store import open_config_state
 
 MONDAY_NIGHT = datetime(2026, 3, 2, 23, 0, tzinfo=UTC)
 TUESDAY_SIX = datetime(2026, 3, 3, 6, 0, tzinfo=UTC)
@@ -41,7 +41,7 @@ def day(
 
 def refresh(day: SendingDay, now: datetime) -> Refresh:
     config = load_config(day.config)
-    conn = open_state(config.database)
+    conn = open_config_state(config)
     try:
         return refresh_directory(conn, config=config, now=now, actor="test")
     finally:
