@@ -82,6 +82,7 @@ class _Onboarding:
         )
         navigator = config.config.navigator
         self.navigator = NavigatorContact(navigator.name, navigator.email, navigator.phone)
+        self.reminder_days = config.config.keys.warn_days
 
     def school(self, urn: int) -> tuple[Establishment, LocalAuthority]:
         """The school `urn` and its LA's entry, or OnboardingRefused saying why not."""
@@ -142,6 +143,7 @@ class _Onboarding:
             authority=authority,
             navigator=self.navigator,
             navigator_key=NavigatorKey(sealer.signer, sealer.keyring.public_key(sealer.signer)),
+            reminder_days=self.reminder_days,
         )
         with transaction(conn):
             row = queue_signed(

@@ -85,11 +85,13 @@ def render_welcome(
     authority: LocalAuthority,
     navigator: NavigatorContact,
     navigator_key: NavigatorKey,
+    reminder_days: tuple[int, ...],
     templates_dir: Path = TEMPLATES_DIR,
 ) -> EmailMessage:
     """The welcome pack's inner entity, 7-bit for signing: the text of the email, then the
     letter to parents and carers, the safeguarding policy paragraph and the Navigator's
-    public key as attachments.
+    public key as attachments. `reminder_days`: how long before a key stops working its
+    holder is asked for a renewed one ([keys] warn_days).
 
     Raises jinja2.UndefinedError when a template uses a value that is not given.
     """
@@ -115,6 +117,7 @@ def render_welcome(
             "fingerprint": spaced_fingerprint(navigator_key.fingerprint),
         },
         "example_subject": subject_for(EXAMPLE_REFERENCE),
+        "reminder_days": _spoken_list([str(days) for days in sorted(reminder_days, reverse=True)]),
         "files": {"letter": LETTER_FILE, "policy": POLICY_FILE, "key": NAVIGATOR_KEY_FILE},
     }
 
@@ -136,6 +139,11 @@ def render_welcome(
     )
     del message["MIME-Version"]  # an inner entity: the outer message has its own
     return message
+
+
+def _spoken_list(items: list[str]) -> str:
+    """'30, 7 and 1'."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 def spaced_fingerprint(fingerprint: str) -> str:

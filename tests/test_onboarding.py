@@ -184,6 +184,7 @@ def _render(la_code: int, **navigator: str) -> dict[str, str]:
         authority=rules.local_authorities[la_code],
         navigator=replace(NAVIGATOR, **navigator),
         navigator_key=KEY,
+        reminder_days=(7, 30, 1),
     )
     return parts(inner)
 
@@ -198,6 +199,7 @@ def test_the_templates_render_for_each_council(la_code: int, council: str) -> No
     assert "0123 4567 89AB CDEF 0123 4567 89AB CDEF 0123 4567" in text[""]
     assert "01632 960123" in text[""] and "ring the Navigator yourself on 01632 960000" in text[""]
     assert "Jo Example" in text[LETTER_FILE]
+    assert "reminder by email 30, 7 and 1 days before your key expires" in text[""]
 
 
 def test_without_a_navigator_phone_the_welcome_leaves_the_number_out() -> None:
@@ -218,6 +220,7 @@ def test_an_undefined_template_value_is_an_error_not_a_blank(tmp_path: Path) -> 
             authority=rules.local_authorities[873],
             navigator=NAVIGATOR,
             navigator_key=KEY,
+            reminder_days=(30,),
             templates_dir=templates,
         )
 
