@@ -21,7 +21,7 @@ from openpyxl import Workbook
 from pgp_keys import KeyFactory, PgpKey
 from police_workbooks import RULES_DIR, xlsx
 
-from gateway import outbox
+from gateway import notification_store, outbox
 from gateway.amendments import (
     Sheet,
     child_identity,
@@ -40,14 +40,15 @@ from gateway.config import (
 )
 from gateway.digest import build_digest, render_digest
 from gateway.keyring import Keyring
-from gateway.model import Notification
+from gateway.model import ExceptionKind, Notification
+from gateway.notification_store import NotificationState
 from gateway.notifications import plan_notifications, reference_code
-from gateway.operations import TakenIn, plan_bytes, seal_now, take_in
+from gateway.operations import TakenIn, plan_bytes, take_in, withdraw_now
 from gateway.render import NavigatorContact
 from gateway.return_sheet import return_rows
-from gateway.revision_store import Planned, WithdrawalRefused, gone_children, plan_withdrawal
+from gateway.revision_store import Planned, WithdrawalRefused, gone_children
 from gateway.ruleset import load_rules
-from gateway.store import open_state
+from gateway.store import open_state, transaction
 
 ARRIVAL = datetime(2026, 3, 2, 7, 0, tzinfo=UTC)  # Monday morning, before 09:00
 CORRECTED = ARRIVAL + timedelta(hours=1)  # the police's corrected resend, the same morning
@@ -346,8 +347,9 @@ def test_a_withdrawal_notice_is_sealed_to_the_school_on_request(area: Area) -> N
     area.take(sheet(row("CC-1", "Ava Ashdown"), row("CC-2", "Dan Birch")), at=CORRECTED)
     first = first_reference("CC-1", OAK)
 
-    notice = plan_withdrawal(area.conn, first, now=CORRECTED, actor="test")
-    seal_now(area.conn, config=area.config, template="full", now=CORRECTED, actor="test")
+    notice, sealing = withdraw_now(area.conn, first, config=area.config, now=CORRECTED, actor="t")
+
+    assert sealing.sealed == (notice.reference,)
 
     assert (notice.reference, notice.follows) == (f"{first}-2", first)
     text = area.opened(notice.reference, names=["Cara Ashdown"])
@@ -358,12 +360,56 @@ def test_a_withdrawal_notice_is_sealed_to_the_school_on_request(area: Area) -> N
     digest = build_digest(area.conn, now=CORRECTED, since=None)
     assert digest.gone == ()  # settled: no longer the Navigator's to decide
     with pytest.raises(WithdrawalRefused, match="already been withdrawn"):
-        plan_withdrawal(area.conn, first, now=CORRECTED, actor="test")
+        withdraw_now(area.conn, first, config=area.config, now=CORRECTED, actor="test")
+
+
+def test_a_whole_incident_gone_is_reported_child_by_child(area: Area) -> None:
+    area.take(sheet(*FIRST_ROWS))
+
+    taken = area.take(sheet(row("CC-1", "Ava Ashdown"), row("CC-1", "Cara Ashdown")), at=CORRECTED)
+
+    assert taken.gone == 1
+    (gone,) = gone_children(area.conn)
+    assert (gone.child, gone.incident_ref, gone.incident_gone) == ("Dan Birch", "CC-2", True)
+
+
+def test_a_child_added_with_a_corrected_detail_is_one_amendment_naming_both(area: Area) -> None:
+    area.take(sheet(*FIRST_ROWS))
+    corrected = sheet(
+        row("CC-1", "Ava Ashdown", relationship="Father"),
+        row("CC-1", "Ben Ashdown", relationship="Father"),
+        row("CC-1", "Cara Ashdown"),
+        row("CC-2", "Dan Birch"),
+    )
+
+    taken = area.take(corrected, at=CORRECTED)
+
+    assert taken.planned == {Planned.AMENDMENT: 1, Planned.UNCHANGED: 2}
+    text = area.opened(f"{first_reference('CC-1', ELM)}-2", names=["Ava Ashdown", "Ben Ashdown"])
+    assert "- Ava Ashdown: relationship of the parties to the child" in text
+    assert "- Ben Ashdown: named for the first time" in text
+
+
+def test_nothing_is_withdrawn_from_a_school_never_sent_anything(area: Area) -> None:
+    area.take(sheet(*FIRST_ROWS))
+    reference = first_reference("CC-2", OAK)
+    with transaction(area.conn):  # as sealing records a school nobody can receive at
+        notification_store.mark(
+            area.conn,
+            reference,
+            NotificationState.EXCEPTION,
+            at=ARRIVAL,
+            actor="test",
+            kind=ExceptionKind.NO_KEY,
+        )
+
+    with pytest.raises(WithdrawalRefused, match="nothing to withdraw"):
+        withdraw_now(area.conn, reference, config=area.config, now=CORRECTED, actor="test")
 
 
 def test_withdrawing_what_is_no_notification_is_refused(area: Area) -> None:
     with pytest.raises(WithdrawalRefused, match="no notification has this reference"):
-        plan_withdrawal(area.conn, "OE-00000-00000", now=CORRECTED, actor="test")
+        withdraw_now(area.conn, "OE-00000-00000", config=area.config, now=CORRECTED, actor="t")
 
 
 def test_the_next_days_file_makes_nothing_disappear(area: Area) -> None:
