@@ -573,6 +573,7 @@ def test_a_pin_confirmed_by_telephone_survives_a_directory_import_of_the_old_lis
         roll=settings.pupil_roll,
         roll_columns=load_roll_profiles(site.config.rules_dir)["capita_one"],
         imported_at=at + timedelta(days=1),
+        actor="test",
     )
     assert pinned(site) == (new.fingerprint, "2026-03-02")
     assert any("confirmed by telephone on 2026-03-02" in w for w in summary.warnings)
