@@ -24,6 +24,7 @@ import click
 from gateway import audit
 from gateway.audit_export import export_navigator_record
 from gateway.clock import Clock, FixedClock, SystemClock, parse_instant
+from gateway.commands import parse_command
 from gateway.config import LoadedConfig, load_config
 from gateway.demo import run_demo
 from gateway.demo_summary import render_summary
@@ -48,6 +49,7 @@ from gateway.operations import (
     take_in,
 )
 from gateway.plan import decision_json, render_table
+from gateway.resolutions import execute
 from gateway.revision_store import Planned
 from gateway.ruleset import load_rules
 from gateway.sealing import SealReport
@@ -322,6 +324,43 @@ def onboard(obj: Context, urn: int) -> None:
         click.echo(f"welcome pack {welcomed.reference} queued to {welcomed.email}")
     _, report = dispatch_now(conn, config=obj.config, now=now, actor="cli:onboard")
     click.echo(f"dispatch: {len(report.sent)} sent, {len(report.retrying)} to retry")
+
+
+@cli.command()
+@click.argument("verb")
+@click.argument("item")
+@click.argument("args", nargs=-1)
+@click.pass_obj
+@_reports_errors
+def resolve(obj: Context, verb: str, item: str, args: tuple[str, ...]) -> None:
+    """The Navigator's decision on an item of the digest, as by signed mail:
+
+    \b
+    ROUTE C123 110123          notify that school about an exception child
+    WITHHOLD C123|OE-… REASON  send nothing (a notification only while not sent)
+    CALLED C123 NOTE           a telephone task done
+    RESEND OE-… [DEPUTY]       again, or to the school's stand-ins
+    NOTE C123|OE-…|B4 TEXT     a note on the record
+    APPROVE B4|OE-…|ALL        approval mode: let waiting notifications go
+
+    Prints what was done; exit status 1 when the command was refused (nothing changed),
+    2 when it could not be understood. What is due at once is dispatched now.
+    """
+    command = parse_command(" ".join((verb, item, *args)))
+    conn = _state(obj)
+    now = obj.clock.now()
+    result = execute(conn, command, config=obj.config, now=now, actor="cli", signer=None)
+    click.echo(result.line)
+    if not result.done:
+        sys.exit(1)
+    if result.send_now:
+        try:
+            _, report = dispatch_now(conn, config=obj.config, now=now, actor="cli:resolve")
+        except StateError as busy:
+            # Done and on record: the running dispatch, or the next one, sends it.
+            click.echo(f"not dispatched now: {busy}")
+            return
+        click.echo(f"dispatch: {len(report.sent)} sent, {len(report.retrying)} to retry")
 
 
 @cli.command()

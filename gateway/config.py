@@ -374,6 +374,16 @@ class KeysSection(Strict):
         return tuple(sorted(days, reverse=True))
 
 
+class ApprovalSection(Strict):
+    """Approval mode: planned notifications wait for the Navigator's APPROVE before they may
+    be sent (gateway/approval.py). Off by default."""
+
+    required: bool = False
+    # Europe/London: what is due that day and still waiting is escalated to the manager
+    # (the Navigator without one) at this time, so nothing is silently held past 09:00.
+    escalate_at: ClockTime = "08:45"
+
+
 class Config(Strict):
     state: StateSection = StateSection()
     rules: RulesSection = RulesSection()
@@ -387,8 +397,21 @@ class Config(Strict):
     police: PoliceSection | None = None  # needed only by mailbox intake
     schedule: ScheduleSection = ScheduleSection()
     keys: KeysSection = KeysSection()
+    approval: ApprovalSection = ApprovalSection()
     mailboxes: Mailboxes | None = None  # needed only by the mailbox service and poll
     inbound_smtp: InboundSmtpSection | None = None  # the optional SMTP listener (`run`)
+
+    @model_validator(mode="after")
+    def _approval_after_the_digest(self) -> Config:
+        # The digest is where the Navigator learns what waits: escalating before it is sent
+        # would go to the manager over the head of a Navigator who was never asked.
+        approval, digest_at = self.approval, self.schedule.digest_at
+        if approval.required and approval.escalate_at <= digest_at:
+            raise ValueError(
+                f"approval.escalate_at ({approval.escalate_at}) must be after schedule.digest_at"
+                f" ({digest_at}): the digest tells the Navigator what waits for approval"
+            )
+        return self
 
     @model_validator(mode="after")
     def _smtp_intake_can_authenticate(self) -> Config:

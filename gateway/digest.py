@@ -30,6 +30,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+from gateway.commands import RESOLVING
 from gateway.key_lifecycle import KeyWarning, StaleContact, urgency
 from gateway.model import ContactRole, ExceptionKind, Outcome
 from gateway.render import (
@@ -122,12 +123,14 @@ class CandidateSchool:
 
 @dataclass(frozen=True)
 class ChildItem:
-    """One child's recorded decision that a person must see.
+    """One child's recorded decision that a person must see (and has not yet resolved with
+    ROUTE, WITHHOLD or CALLED, gateway/resolutions.py).
 
     `recorded_at` is when the spreadsheet was taken in; `source` says where in it the child
     is ("police.xlsx, sheet 'Daily', row 5"). `candidates` are best first.
     """
 
+    decision_id: int  # the Navigator's commands name it C<decision_id>
     recorded_at: datetime
     source: str
     incident_ref: str
@@ -434,16 +437,19 @@ def _snapshot(conn: sqlite3.Connection) -> Iterator[None]:
 
 def _child_items(conn: sqlite3.Connection) -> Iterator[ChildItem]:
     for row in conn.execute(
-        "SELECT d.outcome, d.exception_kind, d.urn, d.due, d.manager_alert,"
+        "SELECT d.id, d.outcome, d.exception_kind, d.urn, d.due, d.manager_alert,"
         " unseal(d.reason) AS reason, d.incident_ref, unseal(d.record) AS record, i.received_at"
-        " FROM decision d"
-        " JOIN intake i ON i.id = d.intake_id ORDER BY i.received_at, d.id"
+        " FROM decision d JOIN intake i ON i.id = d.intake_id"
+        " WHERE NOT EXISTS (SELECT 1 FROM resolution r WHERE r.decision_id = d.id"
+        f" AND r.verb IN ({', '.join(repr(verb.value) for verb in RESOLVING)}))"
+        " ORDER BY i.received_at, d.id"
     ):
         record: dict[str, Any] = json.loads(row["record"])
         source = record["source_row"]
         group = f", child {source['group']}" if source.get("group") is not None else ""
         candidates = sorted(record.get("candidates", ()), key=lambda c: -float(c["score"]))
         yield ChildItem(
+            decision_id=row["id"],
             recorded_at=_instant(row["received_at"]),
             source=f"{source['file']}, sheet {source['sheet']!r}, row {source['row']}{group}",
             incident_ref=row["incident_ref"],
@@ -855,6 +861,7 @@ def _gone(item: GoneChild) -> dict[str, Any]:
 
 def _child(item: ChildItem) -> dict[str, Any]:
     return {
+        "code": f"C{item.decision_id}",
         "child": clean_line(item.child) or "name not given",
         "dob": uk_date(item.dob) if item.dob is not None else "not given",
         "incident_ref": clean_line(item.incident_ref) or "not given",

@@ -76,7 +76,7 @@ def dispatch_due(
     """
     if now.tzinfo is None:
         raise ValueError("dispatch needs a timezone-aware instant")
-    with _one_dispatcher(conn):
+    with one_dispatcher(conn):
         batch = _Batch(conn, now=now, connect=connect, settings=settings, actor=actor)
         batch.run(outbox.due_messages(conn, now))
     return DispatchReport(tuple(batch.sent), tuple(batch.retrying), tuple(batch.exceptions))
@@ -205,7 +205,9 @@ class _Batch:
 
 
 @contextmanager
-def _one_dispatcher(conn: sqlite3.Connection) -> Iterator[None]:
+def one_dispatcher(conn: sqlite3.Connection) -> Iterator[None]:
+    """Hold the dispatcher's lock for the block; StateError if a dispatch holds it (also
+    taken to withhold messages, so none is withheld while it is being handed over)."""
     # Two dispatchers at once (the service's 09:00 run and a manual `dispatch`) would each
     # see the other's in-flight messages as left over by a crash and send them again. An
     # flock is released by the kernel when its holder dies, so a crash never leaves it held.

@@ -29,7 +29,8 @@ from gateway.store import transaction
 
 
 class NotificationState:
-    """planned → sealed → sending → sent (failed: retrying), or exception for a person."""
+    """planned → sealed → sending → sent (failed: retrying), or exception for a person;
+    withheld by a person at any point before a message left."""
 
     PLANNED = "planned"
     SEALED = "sealed"
@@ -37,6 +38,7 @@ class NotificationState:
     FAILED = "failed"  # a message is waiting to be retried
     SENT = "sent"  # every message has left
     EXCEPTION = "exception"
+    WITHHELD = "withheld"  # the Navigator withheld it before it was sent (WITHHOLD)
 
 
 @dataclass(frozen=True)
@@ -170,18 +172,18 @@ def notification_json(notification: Notification) -> dict[str, Any]:
         "urn": notification.urn,
         "school_name": notification.school_name,
         "due": notification.due.isoformat(),
-        "incident": _incident_json(notification.incident),
-        "children": [_child_json(child) for child in notification.children],
+        "incident": incident_json(notification.incident),
+        "children": [child_json(child) for child in notification.children],
     }
 
 
 def notification_from_json(data: dict[str, Any]) -> Notification:
     return Notification(
         reference=data["reference"],
-        incident=_incident_from_json(data["incident"]),
+        incident=incident_from_json(data["incident"]),
         urn=data["urn"],
         school_name=data["school_name"],
-        children=tuple(_child_from_json(child) for child in data["children"]),
+        children=tuple(child_from_json(child) for child in data["children"]),
         due=datetime.fromisoformat(data["due"]),
         # Stored before follow-ups existed: a first notification.
         kind=NotificationKind(data.get("kind", NotificationKind.NOTIFICATION.value)),
@@ -190,7 +192,7 @@ def notification_from_json(data: dict[str, Any]) -> Notification:
     )
 
 
-def _incident_json(incident: Incident) -> dict[str, Any]:
+def incident_json(incident: Incident) -> dict[str, Any]:
     # The incident's children are not repeated here: only this school's travel with it.
     return {
         "ref": incident.ref,
@@ -205,7 +207,7 @@ def _incident_json(incident: Incident) -> dict[str, Any]:
     }
 
 
-def _incident_from_json(data: dict[str, Any]) -> Incident:
+def incident_from_json(data: dict[str, Any]) -> Incident:
     return Incident(
         ref=data["ref"],
         occurred_at=datetime.fromisoformat(data["occurred_at"]) if data["occurred_at"] else None,
@@ -220,7 +222,7 @@ def _incident_from_json(data: dict[str, Any]) -> Incident:
     )
 
 
-def _child_json(child: ChildRecord) -> dict[str, Any]:
+def child_json(child: ChildRecord) -> dict[str, Any]:
     return {
         "forename": child.forename,
         "surname": child.surname,
@@ -234,7 +236,7 @@ def _child_json(child: ChildRecord) -> dict[str, Any]:
     }
 
 
-def _child_from_json(data: dict[str, Any]) -> ChildRecord:
+def child_from_json(data: dict[str, Any]) -> ChildRecord:
     file, sheet, row, group = data["source"]
     return ChildRecord(
         forename=data["forename"],

@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 from gateway import audit
+from gateway.approval import escalate, hold_intake_for_approval
 from gateway.clock import LONDON
 from gateway.config import LoadedConfig
 from gateway.digest import (
@@ -21,6 +22,7 @@ from gateway.digest import (
 from gateway.directory import SqliteDirectory
 from gateway.dispatch import DispatchReport, dispatch_due
 from gateway.errors import SpreadsheetRefused, StateError
+from gateway.exception_detail import record_exception_details
 from gateway.intake_store import Recorded, record_plan
 from gateway.key_lifecycle import (
     STALE_LISTED,
@@ -180,6 +182,11 @@ def take_in(
             for notification in plan_notifications(intake.incidents, plan.decisions)
         )
         gone = record_gone(conn, recorded.intake_id, at=plan.arrival, actor=actor)
+        if config.config.approval.required:
+            hold_intake_for_approval(conn, recorded.intake_id, at=plan.arrival, actor=actor)
+        # Kept with the intake, so an exception the Navigator resolves with ROUTE is notified
+        # as intake would have notified it.
+        record_exception_details(conn, recorded.intake_id, intake.incidents, plan)
         if source is not None:
             record_source(conn, recorded.intake_id, source)
         # In the same transaction: an intake is never recorded without its manager alerts.
@@ -402,3 +409,24 @@ def queue_chase_list(
         )
         audit.append(conn, "chase_list.queued", actor=actor, at=now, items=len(chase.items))
     return True
+
+
+# --------------------------------------------------------------------------------------
+# Approval mode
+
+
+def escalate_now(
+    conn: sqlite3.Connection, *, config: LoadedConfig, now: datetime, actor: str
+) -> tuple[str, ...]:
+    """Escalate what is due today and still waiting for approval (gateway/approval.py);
+    returns the references escalated."""
+    settings = config.config
+    template = load_rules(config.rules_dir).routing.template
+    with open_keyring(settings.gnupg.home) as keyring:
+        return escalate(
+            conn,
+            manager=settings.manager,
+            sealer=make_sealer(config, keyring, template=template),
+            now=now,
+            actor=actor,
+        )

@@ -40,6 +40,7 @@ class MessageState(StrEnum):
     SENT = "sent"
     FAILED = "failed"  # temporarily: retried at next_attempt
     EXCEPTION = "exception"
+    CANCELLED = "cancelled"  # withheld by the Navigator before it was sent: never sent
 
 
 @dataclass(frozen=True)
@@ -81,16 +82,19 @@ class MessageKind(StrEnum):
 # Identifiers that let a reply, a read receipt or a bounce find its message
 
 
-def message_id_for(reference: str, recipient: str, domain: str) -> str:
+def message_id_for(reference: str, recipient: str, domain: str, *, copy: int = 0) -> str:
     """The Message-ID of the message for `recipient` in notification `reference`.
 
     Deterministic, so a message sent twice (the crash window) carries the same id both times
     and the school's mail system can tell it is the same. The recipient is hashed: the id
-    travels in the clear and must not carry an address.
+    travels in the clear and must not carry an address. `copy` numbers a deliberate resend
+    to the same recipient (RESEND): a new message, so a new id, as RFC 5322 section 3.6.4
+    asks of a message sent again on purpose.
     """
     # Addresses are compared case-insensitively in practice; a contacts list re-imported
     # with different capitals must not change the id.
-    digest = hashlib.sha256(f"{reference}\n{recipient.strip().lower()}".encode()).hexdigest()
+    material = f"{reference}\n{recipient.strip().lower()}" + (f"\n{copy}" if copy else "")
+    digest = hashlib.sha256(material.encode()).hexdigest()
     return f"<{_atext(reference)}.{digest[:24]}@{domain}>"
 
 
@@ -148,15 +152,15 @@ def store_sealed(
 ) -> int:
     """Store one sealed message, due at `due`; returns its row id.
 
-    Idempotent on (reference, recipient): sealing the same notification again after a crash
-    keeps the first message (its bytes are what may already have gone) and returns its id.
+    Idempotent on the Message-ID, which `message_id_for` derives from the reference and the
+    recipient (and the copy): sealing the same notification again after a crash keeps the
+    first message (its bytes are what may already have gone) and returns its id.
     Joins the caller's transaction when there is one (so a notification and its messages
     are stored together); otherwise commits on its own.
     """
     with transaction(conn):
         existing = conn.execute(
-            "SELECT id FROM message WHERE reference = ? AND recipient = ?",
-            (reference, recipient),
+            "SELECT id FROM message WHERE message_id = ?", (message_id,)
         ).fetchone()
         if existing is not None:
             return int(existing["id"])
@@ -195,16 +199,25 @@ def store_sealed(
     return row
 
 
+# A message whose notification waits for the Navigator's APPROVE (gateway/approval.py) is
+# held: neither sent nor counted as due, however late it is.
+HELD = (
+    "EXISTS (SELECT 1 FROM approval a WHERE a.reference = message.reference"
+    " AND a.approved_at IS NULL)"
+)
+
+
 def due_messages(conn: sqlite3.Connection, now: datetime) -> list[OutboxMessage]:
     """Every message to send at `now`, oldest due first.
 
     That is: sealed and due; failed with its next attempt reached; and any left in
     `sending` by a run that died (the server may or may not have it: send it again).
+    Messages held for approval are not due.
     """
     stamp = _utc(now)
     rows = conn.execute(
         "SELECT * FROM message WHERE due <= ? AND (state IN (?, ?) OR (state = ?"
-        " AND next_attempt <= ?)) ORDER BY due, id",
+        f" AND next_attempt <= ?)) AND NOT {HELD} ORDER BY due, id",
         (
             stamp,
             MessageState.SEALED.value,

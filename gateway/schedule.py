@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import datetime
 
-from gateway.outbox import MessageState
+from gateway.outbox import HELD, MessageState
 
 
 def next_dispatch(conn: sqlite3.Connection) -> datetime | None:
@@ -19,11 +19,12 @@ def next_dispatch(conn: sqlite3.Connection) -> datetime | None:
 
     Sealed messages wait for their due time; one left `sending` by a crash is sendable at
     its due time too (it is past); a temporarily failed one waits for its next attempt.
-    The instant may be in the past: then dispatch is overdue and should run now.
+    The instant may be in the past: then dispatch is overdue and should run now. Messages
+    held for approval are left out: they wait for APPROVE, not for a time.
     """
     row = conn.execute(
         "SELECT MIN(CASE WHEN state = ? THEN MAX(due, next_attempt) ELSE due END)"
-        " FROM message WHERE state IN (?, ?, ?)",
+        f" FROM message WHERE state IN (?, ?, ?) AND NOT {HELD}",
         (
             MessageState.FAILED.value,
             MessageState.FAILED.value,

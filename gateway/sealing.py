@@ -143,6 +143,7 @@ def _seal_for_recipients(
     *,
     sealer: Sealer,
     now: datetime,
+    copy: int = 0,
 ) -> list[_Sealed]:
     navigator = sealer.navigator
     # Written out once, sealed for each recipient.
@@ -154,7 +155,9 @@ def _seal_for_recipients(
     settings = sealer.dispatch
     messages = []
     for contact in choice.recipients:
-        message_id = outbox.message_id_for(notification.reference, contact.email, settings.domain)
+        message_id = outbox.message_id_for(
+            notification.reference, contact.email, settings.domain, copy=copy
+        )
         body = seal(
             sealer.keyring,
             inner,
@@ -200,14 +203,17 @@ def seal_for_more(
     sealer: Sealer,
     now: datetime,
     actor: str,
+    copy: int = 0,
 ) -> tuple[int, ...]:
     """Seal an already sealed notification for `choice`'s recipients too, due `now` (a resend
-    to a school's stand-ins); returns the new messages' row ids.
+    to a school's stand-ins); returns the new messages' row ids. A `copy` above 0 seals a
+    new message for recipients sent it before (RESEND: new Message-IDs, see
+    `outbox.message_id_for`).
 
     The notification's state is left to its messages (gateway/outbox.py): an exception stays
     one until a person resolves it, a sent one is sending again until these have left.
     """
-    messages = _seal_for_recipients(notification, choice, sealer=sealer, now=now)
+    messages = _seal_for_recipients(notification, choice, sealer=sealer, now=now, copy=copy)
     with transaction(conn):
         rows = _store(conn, notification, messages, due=now, now=now, actor=actor)
         _record_passed_over(conn, notification, choice, now=now, actor=actor)

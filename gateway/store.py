@@ -357,6 +357,66 @@ MIGRATIONS: tuple[str, ...] = (
         WHERE role = 'dsl' AND email != '';
     ALTER TABLE directory_import ADD COLUMN sha256 TEXT;
     """,
+    # The Navigator's commands (gateway/resolutions.py): what a person decided about an item,
+    # with the free text they wrote; an exception child's incident and record kept so ROUTE
+    # can notify a school later; approval mode's waiting notifications. A notification may
+    # now be sent again to the same recipient (RESEND): a new message with a new Message-ID,
+    # so (reference, recipient) is no longer unique, the Message-ID still is.
+    """
+    CREATE TABLE resolution (
+        id INTEGER PRIMARY KEY,
+        item TEXT NOT NULL,
+        verb TEXT NOT NULL,
+        decision_id INTEGER REFERENCES decision (id),
+        reference TEXT,
+        intake_id INTEGER REFERENCES intake (id),
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        signer TEXT,
+        text TEXT NOT NULL
+    );
+    CREATE INDEX resolution_decision ON resolution (decision_id);
+    CREATE INDEX resolution_reference ON resolution (reference);
+    CREATE TABLE exception_detail (
+        decision_id INTEGER PRIMARY KEY REFERENCES decision (id),
+        content TEXT NOT NULL
+    );
+    CREATE TABLE approval (
+        reference TEXT PRIMARY KEY REFERENCES notification (reference),
+        intake_id INTEGER NOT NULL REFERENCES intake (id),
+        waiting_since TEXT NOT NULL,
+        approved_at TEXT,
+        approved_by TEXT,
+        signer TEXT,
+        escalated_at TEXT
+    );
+    CREATE INDEX approval_waiting ON approval (intake_id) WHERE approved_at IS NULL;
+    CREATE TABLE message_v8 (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        reference TEXT NOT NULL,
+        contact_role TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        message_id TEXT NOT NULL UNIQUE,
+        return_path TEXT NOT NULL,
+        due TEXT NOT NULL,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt TEXT,
+        last_error TEXT NOT NULL DEFAULT '',
+        sealed_at TEXT NOT NULL,
+        sent_at TEXT,
+        body BLOB NOT NULL
+    );
+    INSERT INTO message_v8 SELECT id, kind, reference, contact_role, recipient, fingerprint,
+        message_id, return_path, due, state, attempts, next_attempt, last_error, sealed_at,
+        sent_at, body FROM message;
+    DROP TABLE message;
+    ALTER TABLE message_v8 RENAME TO message;
+    CREATE INDEX message_state_due ON message (state, due);
+    CREATE INDEX message_reference ON message (reference, recipient);
+    """,
 )
 
 
@@ -414,9 +474,9 @@ def open_state(path: Path, *, storage_key: StorageKey | None = None) -> sqlite3.
     key = storage_key or load_or_create(key_file_beside(path))
     register(conn, key)
     conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA synchronous=FULL")
     _migrate(conn, path)
+    conn.execute("PRAGMA foreign_keys=ON")
     _check_key(conn, key, path)
     return conn
 
@@ -456,6 +516,16 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
         conn.execute("BEGIN IMMEDIATE")
         for statement in _statements(MIGRATIONS[number]):
             conn.execute(statement)
+        # Foreign keys are enforced only after the upgrade, so a step may rebuild a table
+        # others refer to (SQLite's way of changing a constraint: copy, drop, rename); what
+        # the rebuilt table must still satisfy is checked before the step commits.
+        broken = conn.execute("PRAGMA foreign_key_check").fetchone()
+        if broken is not None:
+            conn.execute("ROLLBACK")
+            raise StateError(
+                f"upgrading the state database {path} to version {number + 1} would break a"
+                f" reference from table {broken[0]} to {broken[2]}; it stays at version {number}"
+            )
         conn.execute(f"PRAGMA user_version = {number + 1}")
         conn.execute("COMMIT")
 

@@ -53,7 +53,7 @@ def test_unknown_key_names_file_key_and_allowed_keys(tmp_path: Path) -> None:
 
 
 def test_unknown_section_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"smtpp: unknown key; allowed here: directory"):
+    with pytest.raises(ConfigError, match=r"smtpp: unknown key; allowed here: approval, directory"):
         load_config(write(tmp_path, "[smtpp]\nhost = 'x'\n"))
 
 

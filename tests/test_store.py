@@ -86,6 +86,31 @@ def test_personal_data_an_older_database_kept_in_the_clear_is_sealed_by_the_upgr
     )
 
 
+def test_messages_referred_to_by_tracking_events_survive_the_rebuild_for_resends(
+    tmp_path: Path,
+) -> None:
+    old = at_version(tmp_path / "state.sqlite3", 11)
+    old.execute(
+        "INSERT INTO message (id, kind, reference, contact_role, recipient, fingerprint,"
+        " message_id, return_path, due, state, sealed_at, body) VALUES (7, 'alert', 'GW-1',"
+        " 'navigator', 'n@x.example.org', 'F', '<m@x>', 'r', 'd', 'sent', 't', x'01')"
+    )
+    old.execute(
+        "INSERT INTO tracking_event (kind, message_row, at, mailbox, uidvalidity, uid, summary)"
+        " VALUES ('read_receipt', 7, 't', 'navigator', 1, 1, '')"
+    )
+    old.close()
+    conn = open_state(tmp_path / "state.sqlite3")
+    assert conn.execute("SELECT message_row FROM tracking_event").fetchone()[0] == 7
+    # The same recipient may now be sent the same reference again, under a new Message-ID.
+    conn.execute(
+        "INSERT INTO message (kind, reference, contact_role, recipient, fingerprint,"
+        " message_id, return_path, due, state, sealed_at, body) VALUES ('alert', 'GW-1',"
+        " 'navigator', 'n@x.example.org', 'F', '<m2@x>', 'r', 'd', 'sealed', 't', x'01')"
+    )
+    assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+
+
 def test_a_database_from_a_newer_gateway_is_refused(tmp_path: Path) -> None:
     newer = at_version(tmp_path / "state.sqlite3", len(MIGRATIONS))
     newer.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
