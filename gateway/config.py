@@ -142,6 +142,10 @@ class NavigatorSection(Strict):
     # The Navigator's OpenPGP key (40 upper-case hex digits): signs every outgoing message.
     fingerprint: Fingerprint | None = None
     passphrase: SecretRef | None = None
+    # The keys that may sign commands mailed to the gateway (gateway/command_mail.py): the
+    # Navigator's own key(s), pinned by full fingerprint, in the gateway's keyring. Mail from
+    # `email` is taken as commands only when at least one is pinned.
+    command_signers: tuple[Fingerprint, ...] = ()
 
 
 class ManagerSection(Strict):

@@ -54,6 +54,7 @@ class DispositionKind(StrEnum):
     QUARANTINED = "quarantined"  # refused (authentication, no attachment, unreadable)
     TRACKED = "tracked"  # a receipt, reply, bounce or automatic reply recorded
     IGNORED = "ignored"  # nothing to do (our own mail come back, a delivery notice)
+    COMMAND = "command"  # the Navigator's signed commands, acted on and answered
 
 
 class Action(StrEnum):

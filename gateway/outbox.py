@@ -76,6 +76,7 @@ class MessageKind(StrEnum):
     RETURN_SHEET = "return_sheet"  # to the police sender: their spreadsheet with outcomes
     KEY_NOTICE = "key_notice"  # to a school contact: their key is expiring; signed, no child data
     WELCOME = "welcome"  # to a DSL whose school joins the scheme: signed, no child data
+    COMMAND_ANSWER = "command_answer"  # to the Navigator: what their signed commands did
 
 
 # --------------------------------------------------------------------------------------

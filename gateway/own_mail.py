@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from collections.abc import Sequence
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import formataddr
@@ -34,6 +35,7 @@ _PREFIX = {
     MessageKind.RETURN_SHEET: "Return sheet",
     MessageKind.KEY_NOTICE: "Key renewal",
     MessageKind.WELCOME: "Operation Encompass welcome pack",
+    MessageKind.COMMAND_ANSWER: "Commands answered",
 }
 
 
@@ -92,15 +94,22 @@ def queue_sealed(
     sealer: Sealer,
     now: datetime,
     actor: str,
+    also_to: Sequence[str] = (),
+    in_reply_to: str | None = None,
 ) -> int:
-    """Seal `inner` to `fingerprint` (the recipient's pinned key) and queue it, due now."""
+    """Seal `inner` to `fingerprint` (the recipient's pinned key) and queue it, due now.
+
+    `also_to` are more keys of the same reader it is encrypted to (the outbox row names the
+    first). `in_reply_to` (a Message-ID) makes it an automatic answer to that mail (RFC 3834
+    `auto-replied`, In-Reply-To and References) rather than mail of its own.
+    """
     if fingerprint is None:
         raise ConfigError(
             f"no key is configured for {to[1]}: the gateway's own mail is encrypted like a "
             "notification, so it cannot be sent"
         )
     reference = own_reference(kind, key)
-    headers = _own_headers(kind, reference, to, sealer, now)
+    headers = _own_headers(kind, reference, to, sealer, now, in_reply_to=in_reply_to)
     body = seal(
         sealer.keyring,
         inner,
@@ -108,6 +117,7 @@ def queue_sealed(
         signer=sealer.signer,
         passphrase=sealer.passphrase,
         headers=headers,
+        also_to=also_to,
     )
     return _store(conn, kind, reference, to, role, fingerprint, headers, body, sealer, now, actor)
 
@@ -137,16 +147,27 @@ def queue_signed(
 
 
 def _own_headers(
-    kind: MessageKind, reference: str, to: tuple[str, str], sealer: Sealer, now: datetime
+    kind: MessageKind,
+    reference: str,
+    to: tuple[str, str],
+    sealer: Sealer,
+    now: datetime,
+    *,
+    in_reply_to: str | None = None,
 ) -> OuterHeaders:
     domain = sealer.dispatch.domain
+    threading = (("In-Reply-To", in_reply_to), ("References", in_reply_to)) if in_reply_to else ()
     return OuterHeaders(
         from_addr=formataddr((sealer.navigator.name, sealer.navigator.email)),
         to_addr=formataddr(to),
         subject=f"{_PREFIX.get(kind, 'Gateway mail')} {reference}",
         date=now,
         message_id=outbox.message_id_for(reference, to[1], domain),
-        extra=(("Auto-Submitted", "auto-generated"), (LOOP_HEADER, domain)),
+        extra=(
+            ("Auto-Submitted", "auto-generated" if in_reply_to is None else "auto-replied"),
+            (LOOP_HEADER, domain),
+            *threading,
+        ),
     )
 
 

@@ -100,9 +100,14 @@ def seal(
     signer: str,
     passphrase: str | None,
     headers: OuterHeaders,
+    also_to: Sequence[str] = (),
 ) -> bytes:
     """Sign with `signer` and encrypt to `recipient` (both full fingerprints) the MIME entity
     `inner`, and return the whole RFC 5322 message (CRLF line ends) ready for SMTP.
+
+    `also_to` are further recipients' fingerprints, for one message that several keys of
+    the same reader may open (the Navigator's command-signer keys); a notification is always
+    sealed to one key.
 
     `inner` may be given already written out, CRLF line ends and all (as
     `render.notification_entity` writes it), so that a notification sealed for several
@@ -113,12 +118,13 @@ def seal(
     cold, as at every start, and each signature pays the key's S2K derivation again.
     """
     recipient_key = _primary_key(keyring, recipient, "recipient")
+    others = [_primary_key(keyring, other, "recipient") for other in also_to]
     signer_key = _primary_key(keyring, signer, "signing (Navigator)")
     header_block = outer_header_block(headers)  # malformed headers fail before gpg runs
     body = inner.as_bytes(policy=email.policy.SMTP) if isinstance(inner, EmailMessage) else inner
     if body.count(b"\n") != body.count(b"\r\n"):
         raise SealingError("the inner entity, given as bytes, must have CRLF line ends throughout")
-    run = _sign_and_encrypt(keyring, body, recipient_key, signer_key, passphrase)
+    run = _sign_and_encrypt(keyring, body, [recipient_key, *others], signer_key, passphrase)
     armored = _checked_output(run, recipient_key, signer_key)
     return _outer_bytes(header_block, armored)
 
@@ -131,7 +137,11 @@ class _GpgRun:
 
 
 def _sign_and_encrypt(
-    keyring: Keyring, body: bytes, recipient: KeyInfo, signer: KeyInfo, passphrase: str | None
+    keyring: Keyring,
+    body: bytes,
+    recipients: Sequence[KeyInfo],
+    signer: KeyInfo,
+    passphrase: str | None,
 ) -> _GpgRun:
     # python-gnupg stays the library for every other GnuPG call, and builds this command
     # line too: exactly what its encrypt(sign=True, always_trust=True, armor=True) runs. Only
@@ -143,8 +153,7 @@ def _sign_and_encrypt(
         keyring,
         [
             "--encrypt",
-            "--recipient",
-            recipient.fingerprint,
+            *(arg for key in recipients for arg in ("--recipient", key.fingerprint)),
             "--armor",
             "--sign",
             "--trust-model",

@@ -417,6 +417,26 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX message_state_due ON message (state, due);
     CREATE INDEX message_reference ON message (reference, recipient);
     """,
+    # Every mail taken as signed commands (gateway/command_mail.py), acted on or refused. A
+    # valid signature is kept by a digest of it and what it covers, so a copy of the same
+    # signed mail, however its outer headers were changed, is never acted on twice.
+    """
+    CREATE TABLE command_mail (
+        id INTEGER PRIMARY KEY,
+        received_at TEXT NOT NULL,
+        mailbox TEXT NOT NULL,
+        uidvalidity INTEGER NOT NULL,
+        uid INTEGER NOT NULL,
+        message_id_sha256 TEXT NOT NULL,
+        signature_sha256 TEXT,  -- of a valid signature by a pinned key, and its content
+        signer TEXT,  -- the pinned command signer's fingerprint, when the signature passed
+        outcome TEXT NOT NULL,  -- 'accepted' or 'rejected'
+        reason TEXT NOT NULL,  -- a code: 'acted_on', 'unsigned', 'unpinned_key'…
+        answer INTEGER REFERENCES message (id)
+    );
+    CREATE UNIQUE INDEX command_mail_signature ON command_mail (signature_sha256)
+        WHERE outcome = 'accepted';
+    """,
 )
 
 

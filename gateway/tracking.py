@@ -16,6 +16,10 @@ What it sets going, in the same transaction as the event (and the mail ledger's 
 - a reply: opened with the Navigator's key when encrypted (Outlook's mangling repaired) and
   forwarded to the Navigator, sealed, saying which reference and school it is about.
 
+Mail from the Navigator's own address that is not automatic is the Navigator's signed
+commands (gateway/command_mail.py), once command-signer keys are pinned: verified, acted on
+or refused, and answered to the Navigator, never recorded as a tracking event.
+
 Nothing here ever writes to the sender of an inbound message: resends go to the school's
 listed contacts, alerts and forwards to the Navigator. Automatic mail (RFC 3834) and our own
 (the loop header) therefore never get an answer.
@@ -36,6 +40,7 @@ from email.utils import parseaddr
 
 from gateway import audit, outbox
 from gateway.clock import Clock
+from gateway.command_mail import is_command_mail, take_command_mail
 from gateway.config import DispatchSection, LoadedConfig
 from gateway.directory import SqliteDirectory
 from gateway.inbound import Classified, Kind, classify
@@ -81,6 +86,16 @@ class TrackingHandler:
         found = classify(
             raw, own_domain=self.dispatch.domain, bounce_local_part=self.dispatch.bounce_local_part
         )
+        if is_command_mail(raw, found, self.config.config.navigator):
+            return take_command_mail(
+                self.conn,
+                raw,
+                key,
+                config=self.config,
+                sealer=self._sealer(),
+                now=self.clock.now(),
+                actor=self.actor,
+            )
         row, reference = self._about(found, _sender(raw))
         now = self.clock.now()
         with transaction(self.conn):

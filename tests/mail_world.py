@@ -21,6 +21,7 @@ from sample_day import INTAKE, notified_urns, pin_real_keys
 from smtp_sink import Received, SmtpSink
 
 from gateway.cli import cli
+from gateway.config import ImapSection
 from gateway.keyring import Keyring, open_keyring
 from gateway.store import open_state
 from gateway.synthetic import SamplePaths, write_sample
@@ -34,18 +35,15 @@ def site_config(
     police_fingerprint: str,
     authentication: str = "pgp",
     trusted_authserv_id: str | None = None,
-    command_signers: Sequence[str] = (),
 ) -> str:
     """The configuration the end-to-end tests add to the sample's: the Navigator's key, the
     gateway's GnuPG home, SMTP to the sink, the police pinned by key."""
-    listed = ", ".join(f'"{fingerprint}"' for fingerprint in command_signers)
-    signers = f"command_signers = [{listed}]\n" if command_signers else ""
     trusted = f'trusted_authserv_id = "{trusted_authserv_id}"\n' if trusted_authserv_id else ""
     return f"""
 [navigator]
 email = "{navigator.email}"
 fingerprint = "{navigator.fingerprint}"
-{signers}
+
 [gnupg]
 home = "{gnupg_home}"
 
@@ -61,9 +59,8 @@ fingerprints = ["{police_fingerprint}"]
 {trusted}"""
 
 
-def imap_block(name: str, dovecot: Dovecot, user: MailUser) -> str:
-    """The `[mailboxes.<name>]` block for `user`'s mailbox in `dovecot`."""
-    account = dovecot.imap_section(user)
+def imap_block(name: str, account: ImapSection) -> str:
+    """The `[mailboxes.<name>]` block for `account` (as `Dovecot.imap_section` gives it)."""
     assert account.password is not None and account.password.file is not None
     return (
         f'\n[mailboxes.{name}]\nhost = "{account.host}"\nport = {account.port}\n'
@@ -104,10 +101,6 @@ class World:
         """The state database, opened as the gateway opens it (unseal() works)."""
         return open_state(self.config.parent / "state" / "gateway.sqlite3")
 
-    def keyring(self) -> Keyring:
-        """The gateway's own keyring (close it, or use it in a `with` block)."""
-        return open_keyring(self.gnupg_home)
-
 
 @dataclass(frozen=True)
 class Sample:
@@ -133,20 +126,18 @@ def make_world(
     gnupg_home: Callable[[], Path],
     smtp_sink: SmtpSink,
     dovecot: Dovecot,
-    command_signers: Sequence[PgpKey] = (),
 ) -> World:
     """The sample day's site: its directory imported, both mailboxes in `dovecot`, the
-    gateway's keyring holding the Navigator's secret key, the police key, the schools'
-    keys and the public halves of `command_signers`, which are pinned."""
+    gateway's keyring holding the Navigator's secret key, the police key and the schools'
+    keys."""
     sample = sample_with_keys(tmp_path, key_factory)
     police = key_factory.make(POLICE, name="Police DA desk")
     mash_key = key_factory.make(MASH)
     home = gnupg_home()
     with open_keyring(home) as keyring:
         navigator_key.install_secret(keyring)
-        for key in (police, *sample.keys.values(), *command_signers):
-            if key.fingerprint != navigator_key.fingerprint:
-                key.install_public(keyring)
+        for key in (police, *sample.keys.values()):
+            key.install_public(keyring)
     desk = police_keyring(gnupg_home(), police, mash_key)
     navigator_key.install_public(desk)
     mash, navigator = dovecot.new_user("mash"), dovecot.new_user("navigator")
@@ -158,10 +149,9 @@ def make_world(
             gnupg_home=home,
             smtp_port=smtp_sink.port,
             police_fingerprint=police.fingerprint,
-            command_signers=[key.fingerprint for key in command_signers],
         )
-        + imap_block("mash", dovecot, mash)
-        + imap_block("navigator", dovecot, navigator),
+        + imap_block("mash", dovecot.imap_section(mash))
+        + imap_block("navigator", dovecot.imap_section(navigator)),
         encoding="utf-8",
     )
     world = World(

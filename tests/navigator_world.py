@@ -7,12 +7,14 @@ Shared by tests/test_commands.py, tests/test_approval.py and tests/test_resolve_
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
+from mail_world import imap_block
 from pgp_keys import KeyFactory, PgpKey
 from smtp_sink import SmtpSink
 
@@ -22,7 +24,9 @@ from gateway.config import (
     ApprovalSection,
     Config,
     GnupgSection,
+    ImapSection,
     LoadedConfig,
+    Mailboxes,
     ManagerSection,
     NavigatorSection,
     SmtpSection,
@@ -167,23 +171,34 @@ def make_world(
     sink: SmtpSink,
     approval: bool = False,
     manager: PgpKey | None = None,
+    command_signers: Sequence[PgpKey] = (),
+    mailbox: ImapSection | None = None,
 ) -> World:
+    """The morning's state. `command_signers` are pinned for signed commands (their public
+    keys in the gateway's keyring); `mailbox` is the Navigator's mailbox to poll."""
     home = gnupg_home()
     keyring = open_keyring(home)
     navigator_key.install_secret(keyring)
+    for signer in command_signers:
+        if signer.fingerprint != navigator_key.fingerprint:
+            signer.install_public(keyring)
+    signers = tuple(signer.fingerprint for signer in command_signers)
     config = LoadedConfig(
         tmp_path / "gateway.toml",
         Config(
             state=StateSection(database=tmp_path / "state.sqlite3"),
             gnupg=GnupgSection(home=home),
             navigator=NavigatorSection(
-                email=navigator_key.email, fingerprint=navigator_key.fingerprint
+                email=navigator_key.email,
+                fingerprint=navigator_key.fingerprint,
+                command_signers=signers,
             ),
             manager=ManagerSection(email=manager.email, fingerprint=manager.fingerprint)
             if manager is not None
             else None,
             smtp=SmtpSection(host="127.0.0.1", port=sink.port, tls="none"),
             approval=ApprovalSection(required=approval),
+            mailboxes=Mailboxes(navigator=mailbox) if mailbox is not None else None,
         ),
     )
     # The same settings as a file, for the command line.
@@ -198,9 +213,11 @@ def make_world(
         f'[gnupg]\nhome = "{home}"\n'
         f'[navigator]\nemail = "{navigator_key.email}"\n'
         f'fingerprint = "{navigator_key.fingerprint}"\n'
+        f"command_signers = {json.dumps(list(signers))}\n"
         f"{manager_section}"
         f'[smtp]\nhost = "127.0.0.1"\nport = {sink.port}\ntls = "none"\n'
-        f"[approval]\nrequired = {str(approval).lower()}\n",
+        f"[approval]\nrequired = {str(approval).lower()}\n"
+        f"{imap_block('navigator', mailbox) if mailbox is not None else ''}",
         encoding="utf-8",
     )
     conn = open_state(config.database)

@@ -23,6 +23,7 @@ from gateway.keyring import Keyring, open_keyring, stop_agent
 # Each home's gpg-agent otherwise calibrates its passphrase protection to ~0.5 s per use
 # on these machines; a protected test key would make every seal that slow.
 _AGENT_CONF = "s2k-count 65536\n"
+_OPTIONS = ("--pinentry-mode", "loopback")
 
 
 def new_gnupg_home(prefix: str = "eg-") -> Path:
@@ -51,6 +52,7 @@ class PgpKey:
     expires: date | None = None
     revoked: bool = False
     sign_only: bool = False
+    revocation: bytes = b""  # its revocation certificate, ready to import
 
     def install_public(self, keyring: Keyring) -> None:
         """Import the public key into `keyring` (as the LA administrator would)."""
@@ -64,13 +66,19 @@ class PgpKey:
         assert result.sec_imported + result.sec_dups == 1, result.stderr
         keyring.refresh()
 
+    def revoke_in(self, keyring: Keyring) -> None:
+        """Import the key's revocation into `keyring`, as its owner would publish it."""
+        result = keyring.gpg.import_keys(self.revocation)
+        assert result.n_revoc == 1, result.stderr
+        keyring.refresh()
+
 
 class KeyFactory:
     """Generates keys in one scratch home; the same request returns the same key."""
 
     def __init__(self, home: Path) -> None:
         self.home = home
-        self._gpg = gnupg.GPG(gnupghome=str(home), options=["--pinentry-mode", "loopback"])
+        self._gpg = gnupg.GPG(gnupghome=str(home), options=list(_OPTIONS))
         self._made: dict[tuple[object, ...], PgpKey] = {}
 
     def make(
@@ -84,19 +92,38 @@ class KeyFactory:
         sign_only: bool = False,
         passphrase: str | None = None,
         serial: int = 0,
+        made_on: date | None = None,
     ) -> PgpKey:
         """A key for `email`. `serial` tells apart two keys with the same options (a school
         that replaced its key); `subkey_expires` gives the encryption subkey its own
-        expiry (the primary then lasts until `expires`)."""
-        request = (email, name, expires, subkey_expires, revoked, sign_only, passphrase, serial)
+        expiry (the primary then lasts until `expires`); `made_on` makes it as if on that
+        day (GnuPG's faked system time), so that it can have expired by now."""
+        request = (
+            email,
+            name,
+            expires,
+            subkey_expires,
+            revoked,
+            sign_only,
+            passphrase,
+            serial,
+            made_on,
+        )
         if request not in self._made:
+            gpg = self._gpg
+            if made_on is not None:
+                gpg = gnupg.GPG(
+                    gnupghome=str(self.home),
+                    options=[*_OPTIONS, "--faked-system-time", f"{made_on:%Y%m%d}T120000"],
+                )
             self._made[request] = self._generate(
-                email, name, expires, subkey_expires, revoked, sign_only, passphrase
+                gpg, email, name, expires, subkey_expires, revoked, sign_only, passphrase
             )
         return self._made[request]
 
     def _generate(
         self,
+        gpg: gnupg.GPG,
         email: str,
         name: str,
         expires: date | None,
@@ -112,7 +139,7 @@ class KeyFactory:
             if separate_subkey
             else {"subkey_type": "ECDH", "subkey_curve": "cv25519", "subkey_usage": "encrypt"}
         )
-        spec = self._gpg.gen_key_input(
+        spec = gpg.gen_key_input(
             key_type="EDDSA",
             key_curve="ed25519",
             key_usage="sign",
@@ -122,19 +149,21 @@ class KeyFactory:
             **subkey,
             **protection,
         )
-        generated = self._gpg.gen_key(spec)
+        generated = gpg.gen_key(spec)
         fingerprint = generated.fingerprint
         assert fingerprint, generated.stderr
         if subkey_expires is not None and not sign_only:
             # An empty passphrase (not None) answers GnuPG's question for the new subkey.
-            added = self._gpg.add_subkey(
+            added = gpg.add_subkey(
                 fingerprint, passphrase or "", "cv25519", "encr", subkey_expires.isoformat()
             )
             assert added.fingerprint, added.stderr
+        revocation = self._revocation(fingerprint)
         if revoked:
-            self._import_revocation(fingerprint)
-        public = self._gpg.export_keys(fingerprint, armor=True).encode("ascii")
-        secret = self._gpg.export_keys(
+            result = gpg.import_keys(revocation)
+            assert result.n_revoc == 1, result.stderr
+        public = gpg.export_keys(fingerprint, armor=True).encode("ascii")
+        secret = gpg.export_keys(
             fingerprint,
             secret=True,
             armor=True,
@@ -150,6 +179,7 @@ class KeyFactory:
             expires=expires,
             revoked=revoked,
             sign_only=sign_only,
+            revocation=revocation,
         )
 
     def renewed(self, key: PgpKey, expires: date) -> PgpKey:
@@ -184,15 +214,14 @@ class KeyFactory:
             expires=expires,
         )
 
-    def _import_revocation(self, fingerprint: str) -> None:
+    def _revocation(self, fingerprint: str) -> bytes:
         # GnuPG 2.2 writes a revocation certificate at generation; its armor line is
         # prefixed with ':' so that an accidental import does nothing.
         certificate = (self.home / "openpgp-revocs.d" / f"{fingerprint}.rev").read_text("ascii")
         armored = certificate.replace(
             ":-----BEGIN PGP PUBLIC KEY BLOCK", "-----BEGIN PGP PUBLIC KEY BLOCK"
         )
-        result = self._gpg.import_keys(armored)
-        assert result.n_revoc == 1, result.stderr
+        return armored.encode("ascii")
 
 
 def recipient_keyring(home: Path, key: PgpKey, navigator: PgpKey) -> Keyring:

@@ -109,6 +109,9 @@ def mail(
     body: EmailMessage | bytes,
     *,
     from_: str | None = POLICE,
+    to: str = MASH,
+    subject: str = "Daily Encompass return",
+    message_id: str = "<daily.20260302@police.example.org>",
     trace: Sequence[Header] = (),
     headers: Sequence[Header] = (),
 ) -> bytes:
@@ -117,10 +120,10 @@ def mail(
     own: list[Header] = [
         *trace,
         *([("From", from_)] if from_ is not None else []),
-        ("To", MASH),
-        ("Subject", "Daily Encompass return"),
+        ("To", to),
+        ("Subject", subject),
         ("Date", "Mon, 2 Mar 2026 07:11:57 +0000"),
-        ("Message-ID", "<daily.20260302@police.example.org>"),
+        ("Message-ID", message_id),
         *headers,
         ("MIME-Version", "1.0"),
     ]
@@ -128,11 +131,17 @@ def mail(
     return block + (entity_bytes(body) if isinstance(body, EmailMessage) else body)
 
 
-def signed(entity: EmailMessage, *, keyring: Keyring, signer: str) -> bytes:
+def signed(
+    entity: EmailMessage, *, keyring: Keyring, signer: str, at: datetime | None = None
+) -> bytes:
     """`entity` as an RFC 3156 multipart/signed entity, with a detached signature by the key
-    (or subkey, with a trailing '!') `signer` over the entity's exact CRLF bytes."""
+    (or subkey, with a trailing '!') `signer` over the entity's exact CRLF bytes; made as if
+    at `at` (GnuPG's faked system time) when given, as by a key that has expired since."""
     data = entity_bytes(entity)
-    signature = keyring.gpg.sign(data, keyid=signer, detach=True, binary=False)
+    faked = ["--faked-system-time", f"{at.astimezone(UTC):%Y%m%dT%H%M%S}"] if at else []
+    signature = keyring.gpg.sign(
+        data, keyid=signer, detach=True, binary=False, extra_args=faked or None
+    )
     armored = bytes(signature.data)
     assert armored.startswith(b"-----BEGIN PGP SIGNATURE-----"), signature.stderr
     armored = armored.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
