@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -45,6 +46,15 @@ settings.register_profile("ci", derandomize=True)
 settings.load_profile("ci" if os.environ.get("CI") else "default")
 
 NAVIGATOR_EMAIL = "navigator@mash.example.org"
+WAIT = 20  # seconds: a generous bound for something that takes well under one
+
+
+def until(condition: Callable[[], bool], what: str) -> None:
+    """Wait for `condition` (a service thread's work), failing after WAIT seconds."""
+    deadline = datetime.now(UTC) + timedelta(seconds=WAIT)
+    while not condition():
+        assert datetime.now(UTC) < deadline, f"waited {WAIT} s for {what}"
+        threading.Event().wait(0.05)
 
 
 @pytest.fixture(scope="session")

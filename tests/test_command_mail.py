@@ -7,6 +7,7 @@ the Navigator's own GnuPG home. The morning's state is tests/navigator_world.py'
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import NAVIGATOR_EMAIL
+from conftest import NAVIGATOR_EMAIL, until
 from dovecot import Dovecot, MailUser
 from invariants import assert_sealed
 from navigator_world import (
@@ -36,10 +37,12 @@ from police_mail_corpus import content, mail, signed
 from smtp_sink import Received, SmtpSink
 
 from gateway.cli import cli
+from gateway.clock import SystemClock
 from gateway.command_mail import unflowed
 from gateway.keyring import Keyring
 from gateway.notifications import reference_code
 from gateway.pgpmime import OpeningError, OuterHeaders, open_sealed, seal
+from gateway.service import Service
 
 SUBJECT = "Re: Gateway digest GW-0123456789"
 LOOP = b"\r\nX-Encompass-Loop: mash.example.org\r\n"
@@ -350,6 +353,30 @@ def test_the_gateways_own_navigator_key_may_be_a_command_signer(
     desk = desk_factory(signers=("gateway",))
     desk.send(desk.commands(f"NOTE B{desk.world.intake_id} a clean file", key=desk.navigator))
     assert "DONE NOTE" in desk.answer(reader=desk.navigator)
+
+
+def test_the_service_acts_on_a_signed_route_and_sends_it_and_the_answer_at_once(
+    desk: Desk,
+) -> None:
+    # `encompass-gateway run`: the Navigator's mailbox watched by IDLE, dispatch rescheduled
+    # after the pass; the real clock is long past Monday's 09:00, so both go at once.
+    service = Service(desk.world.config, SystemClock())
+    thread = threading.Thread(target=service.run)
+    thread.start()
+    try:
+        ava = desk.world.decision_id("CC-1001")
+        desk.dovecot.deliver(desk.mailbox, desk.commands(f"ROUTE C{ava} {OAK}"))
+        sink = desk.world.sink
+        until(
+            lambda: {(OAK_DSL,), (NAVIGATOR_EMAIL,)} <= {r.rcpt_tos for r in sink.received},
+            "the routed notification and the answer",
+        )
+    finally:
+        service.stop.set()
+        thread.join()
+    (answer,) = [r for r in desk.world.sink.received if r.rcpt_tos == (NAVIGATOR_EMAIL,)]
+    text = open_sealed(desk.home(desk.me), answer.data).inner.get_content()
+    assert f"DONE ROUTE C{ava} {OAK}" in text
 
 
 # --------------------------------------------------------------------------------------

@@ -5,12 +5,11 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import SealedOutbox
+from conftest import WAIT, SealedOutbox, until
 from smtp_sink import SmtpSink
 
 from gateway.clock import SystemClock
@@ -23,8 +22,6 @@ from gateway.config import (
 )
 from gateway.errors import StateError
 from gateway.service import Service, instance_lock
-
-WAIT = 20  # seconds: a generous bound for something that takes well under one
 
 
 def service_for(outbox: SealedOutbox, sink: SmtpSink) -> Service:
@@ -44,13 +41,6 @@ def serve(service: Service) -> threading.Thread:
     thread = threading.Thread(target=service.run)
     thread.start()
     return thread
-
-
-def until(condition: Callable[[], bool], what: str) -> None:
-    deadline = datetime.now(UTC) + timedelta(seconds=WAIT)
-    while not condition():
-        assert datetime.now(UTC) < deadline, f"waited {WAIT} s for {what}"
-        threading.Event().wait(0.05)
 
 
 def test_after_a_restart_what_was_due_is_sent_at_once(
