@@ -53,6 +53,7 @@ def check(
             Finding(True, f"the Navigator's secret key {navigator} is not in the GnuPG home")
         )
     keys = config.config.keys
+    findings += _command_signers(config, keyring, now, warn_days=keys.warn_days[0])
     contacts = directory.all_contacts()
     for line in contact_key_report(keyring, contacts, at=now, warn_days=keys.warn_days[0]):
         where = f"URN {line.contact.urn} {line.contact.role.value} {line.contact.email}"
@@ -92,6 +93,40 @@ def check(
                     f"{cover.source}: term dates end on {cover.last.isoformat()}; "
                     "later dates are treated as school days",
                 )
+            )
+    return findings
+
+
+def _command_signers(
+    config: LoadedConfig, keyring: Keyring, now: datetime, *, warn_days: int
+) -> list[Finding]:
+    """Each pinned command-signer key: in the keyring and valid, or the Navigator's signed
+    commands are refused; able to receive, or their answers go to the Navigator's key."""
+    findings = []
+    for fingerprint in config.config.navigator.command_signers:
+        where = f"command signer {fingerprint} ([navigator] command_signers)"
+        key = keyring.key(fingerprint)
+        status = key.status(now) if key is not None else None
+        if key is None or status in (KeyStatus.EXPIRED, KeyStatus.REVOKED):
+            what = (
+                "is not in the GnuPG home"
+                if key is None
+                else ("has expired" if status is KeyStatus.EXPIRED else "has been revoked")
+            )
+            findings.append(Finding(True, f"{where} {what}: commands it signs are refused"))
+        elif status is not KeyStatus.OK:
+            findings.append(
+                Finding(
+                    False,
+                    f"{where} cannot be encrypted to: the answers to its commands are "
+                    "encrypted to the Navigator's key instead",
+                )
+            )
+        elif (until := key.usable_until(now)) is not None and until - now <= timedelta(
+            days=warn_days
+        ):
+            findings.append(
+                Finding(False, f"{where}: usable only until {until.date().isoformat()}")
             )
     return findings
 

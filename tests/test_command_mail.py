@@ -39,9 +39,11 @@ from smtp_sink import Received, SmtpSink
 from gateway.cli import cli
 from gateway.clock import SystemClock
 from gateway.command_mail import unflowed
+from gateway.health import check
 from gateway.keyring import Keyring
 from gateway.notifications import reference_code
 from gateway.pgpmime import OpeningError, OuterHeaders, open_sealed, seal
+from gateway.ruleset import load_rules
 from gateway.service import Service
 
 SUBJECT = "Re: Gateway digest GW-0123456789"
@@ -503,6 +505,26 @@ def test_the_same_mail_delivered_twice_is_acted_on_and_answered_once(desk: Desk)
     assert "1 seen before" in again.output
     assert len(desk.answers()) == 1
     assert desk.world.conn.execute("SELECT COUNT(*) FROM resolution").fetchone()[0] == 1
+
+
+def test_check_reports_a_pinned_command_signer_that_cannot_sign(desk: Desk) -> None:
+    keyring = desk.world.keyring
+    assert str(keyring.gpg.delete_keys(desk.spare.fingerprint)) == "ok"
+    keyring.refresh()
+    findings = check(
+        desk.world.conn,
+        config=desk.world.config,
+        calendar=load_rules(desk.world.config.rules_dir).calendar,
+        keyring=keyring,
+        now=BEFORE_NINE,
+    )
+    pinned = "([navigator] command_signers)"
+    assert [f.render() for f in findings if "command signer" in f.text] == [
+        f"PROBLEM: command signer {desk.spare.fingerprint} {pinned} is not in the GnuPG home:"
+        " commands it signs are refused",
+        f"PROBLEM: command signer {desk.expired.fingerprint} {pinned} has expired:"
+        " commands it signs are refused",
+    ]
 
 
 # --------------------------------------------------------------------------------------
