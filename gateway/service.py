@@ -104,8 +104,8 @@ class Service:
                 },
             )
             scheduler.add_listener(self._missed, EVENT_JOB_MISSED | EVENT_JOB_ERROR)
-            self._scheduler = scheduler
-            scheduler.start()
+            # The daily jobs are added before the start, so the scheduler is never seen
+            # running with only some of them.
             for job, (action, at) in self._timetable().items():
                 hour, minute = at.split(":")
                 scheduler.add_job(
@@ -116,6 +116,9 @@ class Service:
                     id=job,
                     replace_existing=True,
                 )
+            scheduler.start()
+            with self._lock:
+                self._scheduler = scheduler
             watchers = [
                 threading.Thread(target=self._watch, args=(name, account), name=f"watch-{name}")
                 for name, account in self._accounts().items()
