@@ -41,9 +41,12 @@ from gateway.pgpmime import (
     encrypted_part,
 )
 
-# notifications.reference_code: "OE-" and two groups of five Crockford symbols (no I, L, O, U).
+# notifications.reference_code: "OE-" and two groups of five Crockford symbols (no I, L, O, U),
+# and for a follow-up about the same incident and school (a child added, an amendment, a
+# withdrawal: gateway/amendments.py) its number, "-2", "-3"…
 _REFERENCE = re.compile(
-    r"(?<![0-9A-Za-z])OE-([0-9A-HJKMNP-TV-Z]{5})-([0-9A-HJKMNP-TV-Z]{5})(?![0-9A-Za-z])",
+    r"(?<![0-9A-Za-z])OE-([0-9A-HJKMNP-TV-Z]{5})-([0-9A-HJKMNP-TV-Z]{5})(-[1-9][0-9]{0,3})?"
+    r"(?![0-9A-Za-z])",
     re.IGNORECASE,
 )
 # RFC 5322 msg-id, restricted to printable ASCII so nothing odd is ever returned.
@@ -252,7 +255,7 @@ def _transfer_decoded(text: str, encoding: str) -> str:
 
 def reference_codes(text: str) -> tuple[str, ...]:
     """The distinct notification reference codes in `text`, in order of appearance."""
-    found = (f"OE-{a}-{b}".upper() for a, b in _REFERENCE.findall(text))
+    found = (f"OE-{a}-{b}{n}".upper() for a, b, n in _REFERENCE.findall(text))
     return tuple(dict.fromkeys(found))
 
 

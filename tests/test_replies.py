@@ -29,7 +29,7 @@ from pgp_keys import KeyFactory, PgpKey
 from gateway.inbound import Kind, classify
 from gateway.keyring import Keyring
 from gateway.pgpmime import OpeningError, OuterHeaders, encrypted_part, open_sealed, seal
-from gateway.replies import Encryption, repair_outlook_pgp_mime
+from gateway.replies import Encryption, reference_codes, repair_outlook_pgp_mime
 
 REPLY_TEXT = "We will speak to the child this morning. Thank you.\n"
 
@@ -246,3 +246,10 @@ def test_armor_cut_short_is_refused() -> None:
         """)
     with pytest.raises(OpeningError, match="cut short"):
         repair_outlook_pgp_mime(raw)
+
+
+def test_a_reply_to_a_follow_up_is_tied_to_the_follow_up_not_the_first() -> None:
+    subject = "RE: Secure notification oe-7k3mq-9txab-2 (amended); see OE-7K3MQ-9TXAB"
+
+    assert reference_codes(subject) == ("OE-7K3MQ-9TXAB-2", "OE-7K3MQ-9TXAB")
+    assert reference_codes("Fwd: OE-7K3MQ-9TXAB-12.") == ("OE-7K3MQ-9TXAB-12",)
