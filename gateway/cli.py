@@ -342,6 +342,7 @@ def resolve(obj: Context, verb: str, item: str, args: tuple[str, ...]) -> None:
     RESEND OE-… [DEPUTY]       again, or to the school's stand-ins
     NOTE C123|OE-…|B4 TEXT     a note on the record
     APPROVE B4|OE-…|ALL        approval mode: let waiting notifications go
+    WITHDRAW OE-…              a withdrawal notice to the school (sealed, sent at once)
 
     Prints what was done; exit status 1 when the command was refused (nothing changed),
     2 when it could not be understood. What is due at once is dispatched now.

@@ -6,6 +6,7 @@
     RESEND <OE-…> [DEPUTY]        again to the same recipients, or to the school's stand-ins
     NOTE <C…|OE-…|B…> <text>      a note on the record, changing nothing
     APPROVE <B…|OE-…|ALL>         approval mode: let waiting notifications go
+    WITHDRAW <OE-…>               a withdrawal notice to the school: the police took it back
 
 Items are named by the codes the digest shows (the brief's shared codes): a child's decision
 `C<decision id>`, a notification by its reference `OE-XXXXX-XXXXX` (a follow-up about the same
@@ -36,6 +37,7 @@ class Verb(StrEnum):
     RESEND = "RESEND"
     NOTE = "NOTE"
     APPROVE = "APPROVE"
+    WITHDRAW = "WITHDRAW"
 
 
 class ItemKind(StrEnum):
@@ -134,6 +136,11 @@ _USAGE: dict[Verb, tuple[frozenset[ItemKind], str, str]] = {
         "a batch, a notification or ALL",
         "APPROVE B42",
     ),
+    Verb.WITHDRAW: (
+        frozenset({ItemKind.NOTIFICATION}),
+        "a notification",
+        "WITHDRAW OE-7K3MQ-9TXAB",
+    ),
 }
 
 
@@ -187,7 +194,7 @@ def parse_command(line: str, *, number: int | None = None) -> Command:
         if rest and rest.upper() != DEPUTY:
             raise wrong(f"{_shown(rest)} is not DEPUTY")
         return Command(verb, item, rest.upper())
-    if verb is Verb.APPROVE:
+    if verb in (Verb.APPROVE, Verb.WITHDRAW):
         if rest:
             raise wrong(f"{_shown(rest)} after the item")
         return Command(verb, item)

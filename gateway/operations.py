@@ -35,7 +35,7 @@ from gateway.key_lifecycle import (
 )
 from gateway.keyring import Keyring, open_keyring
 from gateway.manager_alert import queue_manager_alerts
-from gateway.model import Notification, SpreadsheetIntake
+from gateway.model import SpreadsheetIntake
 from gateway.notifications import plan_notifications
 from gateway.outbox import MessageKind
 from gateway.own_mail import queue_to_navigator
@@ -48,7 +48,7 @@ from gateway.return_sheet import (
     queue_return_sheets,
     record_source,
 )
-from gateway.revision_store import Planned, plan_notification, plan_withdrawal, record_gone
+from gateway.revision_store import Planned, plan_notification, record_gone
 from gateway.ruleset import Rules, load_rules
 from gateway.sealing import Sealer, SealReport, seal_planned
 from gateway.smtp_transport import SmtpTransport
@@ -242,20 +242,6 @@ def seal_now(
         return seal_planned(
             conn, directory=SqliteDirectory(conn), sealer=sealer, now=now, actor=actor
         )
-
-
-def withdraw_now(
-    conn: sqlite3.Connection, reference: str, *, config: LoadedConfig, now: datetime, actor: str
-) -> tuple[Notification, SealReport]:
-    """The Navigator's WITHDRAW: plan a withdrawal notice about notification `reference`
-    (gateway/revision_store.py `plan_withdrawal`, WithdrawalRefused when there is nothing to
-    withdraw) and seal it at once, due `now`, for the next dispatch to send.
-
-    Planned and sealed in two steps, as every notification is: a crash between them leaves it
-    planned, and the next `dispatch` seals it."""
-    notice = plan_withdrawal(conn, reference, now=now, actor=actor)
-    template = load_rules(config.rules_dir).routing.template
-    return notice, seal_now(conn, config=config, template=template, now=now, actor=actor)
 
 
 def dispatch_now(

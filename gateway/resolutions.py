@@ -36,7 +36,12 @@ from gateway.outbox import MessageKind, MessageState, get_message
 from gateway.recipients import choose_recipients
 from gateway.render import uk_datetime
 from gateway.resend import resend_to_stand_ins
-from gateway.revision_store import Planned, plan_notification
+from gateway.revision_store import (
+    Planned,
+    WithdrawalRefused,
+    plan_notification,
+    plan_withdrawal,
+)
 from gateway.ruleset import Rules, load_rules
 from gateway.sealing import key_verdict, seal_for_more
 from gateway.store import transaction
@@ -540,6 +545,28 @@ def _approve(run: _Run) -> tuple[str, bool]:
     return f"{len(approved)} notifications approved, to be sent {when}", send_now
 
 
+def _withdraw(run: _Run) -> tuple[str, bool]:
+    # The notice and the Navigator's resolution commit together; sealing follows, as for any
+    # notification (a crash between leaves it planned, and the next dispatch seals it).
+    with transaction(run.conn):
+        try:
+            notice = plan_withdrawal(run.conn, run.code, now=run.now, actor=run.actor)
+        except WithdrawalRefused as refusal:
+            raise Refused(str(refusal)) from None
+        run.record(reference=run.code, withdrawal=notice.reference)
+    template = load_rules(run.config.rules_dir).routing.template
+    sealing = seal_now(run.conn, config=run.config, template=template, now=run.now, actor=run.actor)
+    named = f"{len(notice.children)} {'child' if len(notice.children) == 1 else 'children'}"
+    for excepted in sealing.exceptions:
+        if excepted.reference == notice.reference:
+            return (
+                f"withdrawal notice {notice.reference} ({named}) could not be sealed for the"
+                f" school: {excepted.reason}; it is listed with the notifications not sent",
+                False,
+            )
+    return f"withdrawal notice {notice.reference} ({named}) sealed, to be sent at once", True
+
+
 _VERBS: dict[Verb, Callable[[_Run], tuple[str, bool]]] = {
     Verb.ROUTE: _route,
     Verb.WITHHOLD: _withhold,
@@ -547,4 +574,5 @@ _VERBS: dict[Verb, Callable[[_Run], tuple[str, bool]]] = {
     Verb.RESEND: _resend,
     Verb.NOTE: _note,
     Verb.APPROVE: _approve,
+    Verb.WITHDRAW: _withdraw,
 }

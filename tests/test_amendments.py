@@ -30,6 +30,7 @@ from gateway.amendments import (
     sheet_name,
     what_was_told,
 )
+from gateway.commands import parse_command
 from gateway.config import (
     Config,
     DispatchSection,
@@ -43,10 +44,11 @@ from gateway.keyring import Keyring
 from gateway.model import ExceptionKind, Notification
 from gateway.notification_store import NotificationState
 from gateway.notifications import plan_notifications, reference_code
-from gateway.operations import TakenIn, plan_bytes, take_in, withdraw_now
+from gateway.operations import TakenIn, plan_bytes, take_in
 from gateway.render import NavigatorContact
+from gateway.resolutions import CommandResult, execute
 from gateway.return_sheet import return_rows
-from gateway.revision_store import Planned, WithdrawalRefused, gone_children
+from gateway.revision_store import Planned, WithdrawalRefused, gone_children, plan_withdrawal
 from gateway.ruleset import load_rules
 from gateway.store import open_state, transaction
 
@@ -149,6 +151,13 @@ class Area:
         text = inner.get_body(("plain",))
         assert isinstance(text, EmailMessage)
         return str(text.get_content())
+
+    def command(self, line: str) -> CommandResult:
+        """The Navigator's command, as by signed mail or `resolve`."""
+        command = parse_command(line)
+        return execute(
+            self.conn, command, config=self.config, now=CORRECTED, actor="test", signer=None
+        )
 
     def audit(self, event: str) -> list[dict[str, object]]:
         rows = self.conn.execute("SELECT data FROM audit WHERE event = ?", (event,)).fetchall()
@@ -347,20 +356,25 @@ def test_a_withdrawal_notice_is_sealed_to_the_school_on_request(area: Area) -> N
     area.take(sheet(row("CC-1", "Ava Ashdown"), row("CC-2", "Dan Birch")), at=CORRECTED)
     first = first_reference("CC-1", OAK)
 
-    notice, sealing = withdraw_now(area.conn, first, config=area.config, now=CORRECTED, actor="t")
+    result = area.command(f"WITHDRAW {first}")
 
-    assert sealing.sealed == (notice.reference,)
+    assert result.done and result.send_now, result.line
+    (notice,) = [n for n in area.notifications() if n["kind"] == "withdrawal"]
+    assert notice["state"] == "sealed"
 
-    assert (notice.reference, notice.follows) == (f"{first}-2", first)
-    text = area.opened(notice.reference, names=["Cara Ashdown"])
+    assert (notice["reference"], notice["follows"]) == (f"{first}-2", first)
+    assert result.line == (
+        f"DONE WITHDRAW {first}: withdrawal notice {first}-2 (1 child) sealed, to be sent at once"
+    )
+    text = area.opened(notice["reference"], names=["Cara Ashdown"])
     assert f"notification {first}, sent earlier, is withdrawn" in text
     assert "Verbal argument" not in text  # no incident detail, nothing new about the child
     (gone,) = gone_children(area.conn)
-    assert gone.withdrawal == notice.reference
+    assert gone.withdrawal == notice["reference"]
     digest = build_digest(area.conn, now=CORRECTED, since=None)
     assert digest.gone == ()  # settled: no longer the Navigator's to decide
-    with pytest.raises(WithdrawalRefused, match="already been withdrawn"):
-        withdraw_now(area.conn, first, config=area.config, now=CORRECTED, actor="test")
+    again = area.command(f"WITHDRAW {first}")
+    assert not again.done and "already been withdrawn" in again.detail
 
 
 def test_a_whole_incident_gone_is_reported_child_by_child(area: Area) -> None:
@@ -403,13 +417,14 @@ def test_nothing_is_withdrawn_from_a_school_never_sent_anything(area: Area) -> N
             kind=ExceptionKind.NO_KEY,
         )
 
-    with pytest.raises(WithdrawalRefused, match="nothing to withdraw"):
-        withdraw_now(area.conn, reference, config=area.config, now=CORRECTED, actor="test")
+    result = area.command(f"WITHDRAW {reference}")
+    assert not result.done and "nothing to withdraw" in result.detail
 
 
 def test_withdrawing_what_is_no_notification_is_refused(area: Area) -> None:
     with pytest.raises(WithdrawalRefused, match="no notification has this reference"):
-        withdraw_now(area.conn, "OE-00000-00000", config=area.config, now=CORRECTED, actor="t")
+        plan_withdrawal(area.conn, "OE-00000-00000", now=CORRECTED, actor="test")
+    assert area.audit("withdrawal.planned") == []
 
 
 def test_the_next_days_file_makes_nothing_disappear(area: Area) -> None:

@@ -62,6 +62,12 @@ def test_verbs_and_codes_are_understood_in_any_case() -> None:
     assert command == Command(Verb.RESEND, Item(ItemKind.NOTIFICATION, "OE-7K3MQ-9TXAB"), "DEPUTY")
 
 
+def test_a_withdrawal_names_the_notification_or_one_of_its_follow_ups() -> None:
+    assert parse_command("withdraw oe-7k3mq-9txab-3") == Command(
+        Verb.WITHDRAW, Item(ItemKind.NOTIFICATION, "OE-7K3MQ-9TXAB-3")
+    )
+
+
 def test_free_text_is_kept_as_written() -> None:
     command = parse_command("WITHHOLD C7 Family moved to Norfolk;  passed to their police")
     assert command.argument == "Family moved to Norfolk;  passed to their police"
@@ -86,6 +92,8 @@ def test_free_text_is_kept_as_written() -> None:
         ("NOTE", "nothing after the command"),
         ("NOTE X99 something", "'X99' is not an item code"),
         ("APPROVE OE-7K3MQ-9TXAI", "is not an item code"),  # I is not Crockford
+        ("WITHDRAW C12", "C12 is a child's decision: WITHDRAW needs a notification"),
+        ("WITHDRAW OE-7K3MQ-9TXAB now", "'now' after the item"),
     ],
 )
 def test_a_malformed_line_says_what_is_wrong_with_an_example(line: str, expected: str) -> None:

@@ -7,7 +7,17 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from navigator_world import AFTER_NINE, BEFORE_NINE, OAK, SHUT, World, make_world
+from navigator_world import (
+    AFTER_NINE,
+    BEFORE_NINE,
+    ELM_DSL,
+    FINN_NOTIFICATION,
+    NINE,
+    OAK,
+    SHUT,
+    World,
+    make_world,
+)
 from pgp_keys import KeyFactory, PgpKey
 from smtp_sink import SmtpSink
 
@@ -76,3 +86,15 @@ def test_a_malformed_command_exits_2_naming_the_problem(world: World) -> None:
     result = resolve(world, "ROUTE", "C1")
     assert result.exit_code == 2
     assert "ROUTE needs an item and a URN, e.g. ROUTE C123 110123" in result.output
+
+
+def test_withdraw_seals_a_withdrawal_notice_and_sends_it_at_once(world: World) -> None:
+    world.dispatch(NINE)
+    result = resolve(world, "WITHDRAW", FINN_NOTIFICATION, now=AFTER_NINE.isoformat())
+    assert result.exit_code == 0, result.output
+    notice = f"{FINN_NOTIFICATION}-2"
+    assert result.output.startswith(
+        f"DONE WITHDRAW {FINN_NOTIFICATION}: withdrawal notice {notice} (1 child) sealed"
+    )
+    withdrawn = f"{notice} (withdrawn)".encode()
+    assert [r.rcpt_tos for r in world.sink.received if withdrawn in r.data] == [(ELM_DSL,)]
