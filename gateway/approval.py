@@ -44,6 +44,7 @@ class Waiting:
     urn: int
     school: str
     due: datetime
+    waiting_since: datetime
     escalated_at: datetime | None
 
 
@@ -75,8 +76,8 @@ def hold_intake_for_approval(
 def waiting(conn: sqlite3.Connection) -> list[Waiting]:
     """Every notification waiting for APPROVE, soonest due first."""
     rows = conn.execute(
-        "SELECT a.reference, a.intake_id, a.escalated_at, n.incident_ref, n.urn, n.due,"
-        " coalesce(e.name, '') AS school FROM approval a"
+        "SELECT a.reference, a.intake_id, a.waiting_since, a.escalated_at, n.incident_ref,"
+        " n.urn, n.due, coalesce(e.name, '') AS school FROM approval a"
         " JOIN notification n ON n.reference = a.reference"
         " LEFT JOIN establishment e ON e.urn = n.urn"
         f" WHERE {_WAITING} ORDER BY n.due, a.intake_id, a.reference"
@@ -89,6 +90,7 @@ def waiting(conn: sqlite3.Connection) -> list[Waiting]:
             urn=row["urn"],
             school=row["school"],
             due=datetime.fromisoformat(row["due"]),
+            waiting_since=datetime.fromisoformat(row["waiting_since"]),
             escalated_at=datetime.fromisoformat(row["escalated_at"])
             if row["escalated_at"]
             else None,

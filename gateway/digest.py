@@ -30,6 +30,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+from gateway.approval import Waiting, waiting
 from gateway.commands import RESOLVING
 from gateway.key_lifecycle import KeyWarning, StaleContact, urgency
 from gateway.model import ContactRole, ExceptionKind, Outcome
@@ -258,12 +259,17 @@ class Digest:
     counts: Counts
     # Children gone from a corrected resend of a spreadsheet, not yet withdrawn.
     gone: tuple[GoneChild, ...] = ()
+    # Approval mode: notifications waiting for APPROVE, and the time ("HH:MM", London) after
+    # which what is due today and still waiting is escalated to the manager.
+    awaiting_approval: tuple[Waiting, ...] = ()
+    approve_by: str | None = None
 
     @property
     def is_empty(self) -> bool:
         """Nothing in it needs a person (the counts alone are no reason to send it)."""
         return not (
             self.child_exceptions
+            or self.awaiting_approval
             or self.gone
             or self.notification_exceptions
             or self.telephone_tasks
@@ -316,8 +322,12 @@ def build_digest(
     since: datetime | None,
     key_warnings: Sequence[KeyWarning] = (),
     stale_contacts: Sequence[StaleContact] = (),
+    approve_by: str | None = None,
 ) -> Digest:
     """The digest as the database stands at `now`.
+
+    `approve_by` is approval mode's escalation time (approval.escalate_at), said beside the
+    notifications waiting for APPROVE.
 
     With `since`, only what was recorded after that instant (the digest sent again when new
     exceptions arrive after the morning one); key warnings and contacts to confirm are
@@ -358,6 +368,8 @@ def build_digest(
                 for g in gone_children(conn)
                 if g.withdrawal is None and _after(g.recorded_at, since)
             ),
+            awaiting_approval=tuple(w for w in waiting(conn) if _after(w.waiting_since, since)),
+            approve_by=approve_by,
         )
 
 
@@ -774,6 +786,19 @@ def _digest_context(digest: Digest) -> dict[str, Any]:
         "as_at": uk_datetime(digest.now),
         "since": uk_datetime(digest.since) if digest.since is not None else None,
         "is_empty": digest.is_empty,
+        "awaiting_approval": [
+            {
+                "reference": clean_line(w.reference),
+                "batch": f"B{w.intake_id}",
+                "school": _school(w.school, w.urn),
+                "incident_ref": clean_line(w.incident_ref),
+                "due": uk_datetime(w.due),
+                "escalated": uk_datetime(w.escalated_at) if w.escalated_at else None,
+            }
+            for w in digest.awaiting_approval
+        ],
+        "approval_batches": sorted({f"B{w.intake_id}" for w in digest.awaiting_approval}),
+        "approve_by": digest.approve_by,
         "child_exceptions": [_child(item) for item in digest.child_exceptions],
         "notification_exceptions": [
             _notification_exception(item) for item in digest.notification_exceptions

@@ -331,7 +331,12 @@ def queue_digest(
     with open_keyring(settings.gnupg.home) as keyring:
         since = last_digest(conn) if only_new else None
         found = build_digest(
-            conn, now=now, since=since, key_warnings=warnings, stale_contacts=stale
+            conn,
+            now=now,
+            since=since,
+            key_warnings=warnings,
+            stale_contacts=stale,
+            approve_by=settings.approval.escalate_at,
         )
         if only_new and found.is_empty:
             return False

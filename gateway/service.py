@@ -41,7 +41,13 @@ from gateway.imap_client import MailboxError, connect
 from gateway.keyring import open_keyring
 from gateway.mail_intake import PoliceMailHandler
 from gateway.mailbox_watch import Handler, PollReport, watch_mailbox
-from gateway.operations import check_keys_now, dispatch_now, queue_chase_list, queue_digest
+from gateway.operations import (
+    check_keys_now,
+    dispatch_now,
+    escalate_now,
+    queue_chase_list,
+    queue_digest,
+)
 from gateway.ruleset import load_rules
 from gateway.schedule import next_dispatch
 from gateway.smtp_intake import SmtpIntake, SmtpListener
@@ -53,6 +59,7 @@ log = logging.getLogger("gateway.service")
 DISPATCH_JOB = "dispatch"
 KEY_CHECK_JOB = "key-check"
 REFRESH_JOB = "directory_refresh"
+ESCALATE_JOB = "approval-escalate"
 # A dispatch that could not run on time (the machine slept, the process was busy) still
 # runs when it can within this window; later than that, the next start finds it overdue.
 MISFIRE_GRACE_SECONDS = 6 * 3600
@@ -155,6 +162,9 @@ class Service:
         }
         if refresh_configured(self.config):
             jobs[REFRESH_JOB] = (self._refresh_directory, timetable.directory_refresh_at)
+        approval = self.config.config.approval
+        if approval.required:
+            jobs[ESCALATE_JOB] = (self._escalate, approval.escalate_at)
         return jobs
 
     def next_run(self, job: str) -> datetime | None:
@@ -216,6 +226,20 @@ class Service:
         finally:
             conn.close()
         if queued:
+            self.reschedule()
+
+    def _escalate(self) -> None:
+        # Approval mode: what is due today and still not approved goes to the manager now,
+        # rather than being held past 09:00 without anyone knowing (gateway/approval.py).
+        conn = open_config_state(self.config)
+        try:
+            escalated = escalate_now(
+                conn, config=self.config, now=self.clock.now(), actor="service:approval"
+            )
+        finally:
+            conn.close()
+        if escalated:
+            log.info("approval: %d notifications not approved, escalated", len(escalated))
             self.reschedule()
 
     def _key_check(self) -> None:
