@@ -9,7 +9,8 @@ The From decides only where the mail goes; what it may do is decided by its sign
 
 A command mail is acted on only when it is an RFC 3156 PGP/MIME signature by a pinned
 command-signer key, checked over the original bytes of the signed part, or encrypted to the
-Navigator's key and signed inside the encryption (gateway/signed_mail.py). Inline PGP
+Navigator's key and signed inside the encryption (gateway/signed_mail.py) — also when
+Exchange has flattened it into attachments (put back first, as replies are). Inline PGP
 (clearsigned text) is refused: it signs the text but not the MIME structure around it. Then
 every line must be a command: one malformed line and the whole mail is refused, acting on
 none of it. The same signed mail comes only once: a copy (a re-delivery, or a replay with
@@ -17,11 +18,12 @@ other outer headers) is refused, since the signature and what it covers are kept
 
 Every command mail is answered once, as the gateway's own automatic mail: signed by the
 Navigator's key, encrypted to the key that signed the commands — or, when none validly did,
-to every pinned command-signer key (never to whatever a From names) — sent to the
-Navigator's configured address through the durable outbox. The answer lists what each line
+to every pinned command-signer key; to the Navigator's own key when none of those can
+receive; never to whatever a From names — sent to the Navigator's configured address
+through the durable outbox. The answer lists what each line
 did, or why nothing was done. The audit log has `command_mail.accepted` or
 `command_mail.rejected` with the signer's fingerprint, the Message-ID's hash and a reason
-code; each command's own entries come from `commands.execute`.
+code; each command's own entries come from `resolutions.execute`.
 """
 
 from __future__ import annotations
@@ -40,8 +42,9 @@ from gateway.keyring import Keyring, KeyStatus, normalise_fingerprint
 from gateway.mail_ledger import Disposition, DispositionKind, LedgerKey, content_key
 from gateway.outbox import MessageKind
 from gateway.own_mail import alert_message, queue_sealed
+from gateway.pgpmime import OpeningError
 from gateway.police_reply import not_to_answer, original_message_id
-from gateway.replies import header_text
+from gateway.replies import Encryption, encryption_of, header_text, repair_outlook_pgp_mime
 from gateway.resolutions import CommandResult, execute
 from gateway.sealing import Sealer
 from gateway.signed_mail import PinnedKeys, SignedContent, open_signed, parse
@@ -90,7 +93,7 @@ def take_command_mail(
     navigator = config.config.navigator
     pinned = command_signers(navigator)
     opened = open_signed(
-        raw,
+        _unmangled(raw),
         pinned=pinned,
         keyring=sealer.keyring,
         passphrase=sealer.passphrase,
@@ -161,6 +164,19 @@ def take_command_mail(
     if refusal is not None:
         return Disposition(DispositionKind.QUARANTINED, reason=f"command mail: {refusal.code}")
     return Disposition(DispositionKind.COMMAND)
+
+
+def _unmangled(raw: bytes) -> bytes:
+    """`raw`, or its RFC 3156 form when Exchange flattened an encrypted mail into attachments
+    (gateway/replies.py): the signature is inside the encryption, so putting the structure
+    around it back cannot make a forgery pass. A mail that cannot be put back is judged as
+    it is, and refused."""
+    if encryption_of(parse(raw)) is not Encryption.OUTLOOK_MANGLED:
+        return raw
+    try:
+        return repair_outlook_pgp_mime(raw)
+    except OpeningError:
+        return raw
 
 
 def _refusal(conn: sqlite3.Connection, opened: SignedContent) -> Refusal | None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from gateway.inbound import Kind
 from gateway.notifications import reference_code
 from gateway.outbox import message_id_for, return_path_for, token_from_return_path
+from gateway.pgpmime import encrypted_part
 from gateway.render import subject_for
 from gateway.replies import Encryption
 
@@ -1564,3 +1565,39 @@ CASES: tuple[Case, ...] = (
     # Our own mail
     Case("own_digest", own_digest(), Kind.OWN_LOOP),
 )
+
+
+def outlook_flattened(sealed: bytes, *, sender: str = DSL) -> bytes:
+    """What Exchange leaves of an RFC 3156 reply: multipart/mixed, the two parts as base64
+    attachments, the armor re-wrapped with trailing blanks, and only the subject to go by
+    (`sealed` as `gateway.pgpmime.seal` writes it, from `sender`)."""
+    armor = encrypted_part(sealed).decode("ascii")
+    rewrapped = "\r\n".join(line + "  " for line in armor.splitlines()) + "\r\n"
+    encoded = base64.encodebytes(rewrapped.encode()).decode().replace("\n", "\n        ")
+    return crlf(f"""
+        From: {sender}
+        To: {NAVIGATOR}
+        Subject: RE: {SUBJECT}
+        Date: Mon, 2 Mar 2026 10:45:00 +0000
+        Message-ID: <AM0PR01MB53459A8B@AM0PR01MB5345.eurprd01.prod.exchangelabs.com>
+        Content-Type: multipart/mixed; boundary="_003_mangled_"
+        MIME-Version: 1.0
+
+        --_003_mangled_
+        Content-Type: text/plain; charset="us-ascii"
+
+        --_003_mangled_
+        Content-Type: application/pgp-encrypted; name="PGPMIME version identification"
+        Content-Disposition: attachment; filename="PGPMIME version identification"
+        Content-Transfer-Encoding: base64
+
+        {base64.b64encode(b"Version: 1").decode()}
+
+        --_003_mangled_
+        Content-Type: application/octet-stream; name="encrypted.asc"
+        Content-Disposition: attachment; filename="encrypted.asc"
+        Content-Transfer-Encoding: base64
+
+        {encoded}
+        --_003_mangled_--
+        """)

@@ -19,6 +19,7 @@ from click.testing import CliRunner, Result
 from conftest import NAVIGATOR_EMAIL, until
 from dovecot import Dovecot, MailUser
 from invariants import assert_sealed
+from mail_corpus import outlook_flattened
 from navigator_world import (
     AFTER_NINE,
     AVA,
@@ -347,6 +348,12 @@ def test_an_encrypted_and_signed_command_is_accepted(desk: Desk) -> None:
     assert f"Line 1: DONE NOTE B{desk.world.intake_id}" in desk.answer()
     ((event, data),) = desk.audited("command_mail.")
     assert (event, data["signer"]) == ("command_mail.accepted", desk.me.fingerprint)
+
+
+def test_an_encrypted_command_flattened_by_exchange_is_accepted(desk: Desk) -> None:
+    sealed = desk.encrypted_commands(f"NOTE B{desk.world.intake_id} a clean file")
+    desk.send(outlook_flattened(sealed, sender=NAVIGATOR_EMAIL))
+    assert f"Line 1: DONE NOTE B{desk.world.intake_id}" in desk.answer()
 
 
 def test_the_gateways_own_navigator_key_may_be_a_command_signer(

@@ -6,7 +6,6 @@ sealed again. Real GnuPG, a real state database; the mail as servers and clients
 
 from __future__ import annotations
 
-import base64
 import email.policy
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from mail_corpus import (
     SUBJECT,
     crlf,
     exchange_automatic_reply,
+    outlook_flattened,
     own_digest,
     postfix_dsn,
     sieve_vacation,
@@ -41,7 +41,7 @@ from gateway.keyring import Keyring, open_keyring
 from gateway.mail_ledger import Disposition, DispositionKind, LedgerKey
 from gateway.model import ContactRole
 from gateway.outbox import MessageState, OutboxMessage
-from gateway.pgpmime import OuterHeaders, encrypted_part, open_sealed, seal
+from gateway.pgpmime import OuterHeaders, open_sealed, seal
 from gateway.render import subject_for
 from gateway.tracking import NEEDS_A_PERSON, OWN_MAIL, TrackingHandler
 
@@ -279,43 +279,8 @@ def _encrypted_reply(dsl: PgpKey, navigator: PgpKey, home: Keyring) -> bytes:
     )
 
 
-def _outlook_flattened(sealed: bytes) -> bytes:
-    """What Exchange leaves of an RFC 3156 reply: multipart/mixed, the two parts as base64
-    attachments, the armor re-wrapped with trailing blanks, and only the subject to go by."""
-    armor = encrypted_part(sealed).decode("ascii")
-    rewrapped = "\r\n".join(line + "  " for line in armor.splitlines()) + "\r\n"
-    encoded = base64.encodebytes(rewrapped.encode()).decode().replace("\n", "\n        ")
-    return crlf(f"""
-        From: {DSL}
-        To: {NAVIGATOR}
-        Subject: RE: {SUBJECT}
-        Date: Mon, 2 Mar 2026 10:45:00 +0000
-        Message-ID: <AM0PR01MB53459A8B@AM0PR01MB5345.eurprd01.prod.exchangelabs.com>
-        Content-Type: multipart/mixed; boundary="_003_mangled_"
-        MIME-Version: 1.0
-
-        --_003_mangled_
-        Content-Type: text/plain; charset="us-ascii"
-
-        --_003_mangled_
-        Content-Type: application/pgp-encrypted; name="PGPMIME version identification"
-        Content-Disposition: attachment; filename="PGPMIME version identification"
-        Content-Transfer-Encoding: base64
-
-        {base64.b64encode(b"Version: 1").decode()}
-
-        --_003_mangled_
-        Content-Type: application/octet-stream; name="encrypted.asc"
-        Content-Disposition: attachment; filename="encrypted.asc"
-        Content-Transfer-Encoding: base64
-
-        {encoded}
-        --_003_mangled_--
-        """)
-
-
 @pytest.mark.parametrize(
-    "form", [lambda sealed: sealed, _outlook_flattened], ids=["pgp_mime", "outlook_mangled"]
+    "form", [lambda sealed: sealed, outlook_flattened], ids=["pgp_mime", "outlook_mangled"]
 )
 def test_an_encrypted_reply_is_forwarded_decrypted_to_the_navigator_sealed(
     mailbox: Mailbox,
