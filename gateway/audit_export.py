@@ -24,6 +24,7 @@ from openpyxl import Workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.worksheet import Worksheet
 
 from gateway.clock import LONDON
 from gateway.revision_store import first_naming
@@ -41,27 +42,36 @@ _MAX_WIDTH = 60
 
 
 @dataclass(frozen=True)
-class _Column:
+class Column:
     header: str
     wrap: bool = False
 
 
+@dataclass(frozen=True)
+class Sheet:
+    """One worksheet of an export: its title, columns, and a row of cells per line."""
+
+    title: str
+    columns: tuple[Column, ...]
+    rows: list[tuple[CellValue, ...]]
+
+
 _COLUMNS = (
-    _Column("Incident number"),
-    _Column("Incident date"),
-    _Column("Child"),
-    _Column("Date of birth"),
-    _Column("School"),
-    _Column("URN"),
-    _Column("Outcome"),
-    _Column("Due"),
-    _Column("Notification"),
-    _Column("DSL/DA Lead notified", wrap=True),
-    _Column("Sealed at"),
-    _Column("Sent at"),
-    _Column("Delivery"),
-    _Column("Exception"),
-    _Column("Reason", wrap=True),
+    Column("Incident number"),
+    Column("Incident date"),
+    Column("Child"),
+    Column("Date of birth"),
+    Column("School"),
+    Column("URN"),
+    Column("Outcome"),
+    Column("Due"),
+    Column("Notification"),
+    Column("DSL/DA Lead notified", wrap=True),
+    Column("Sealed at"),
+    Column("Sent at"),
+    Column("Delivery"),
+    Column("Exception"),
+    Column("Reason", wrap=True),
 )
 
 
@@ -89,7 +99,7 @@ def export_navigator_record(conn: sqlite3.Connection, out: Path) -> int:
     finally:
         if own_transaction:
             conn.execute("ROLLBACK")
-    _write(rows, out)
+    write_workbook(out, [Sheet("Notifications", _COLUMNS, rows)])
     return len(rows)
 
 
@@ -199,17 +209,32 @@ def _local(stored: str | None) -> datetime | None:
     return datetime.fromisoformat(stored).astimezone(LONDON).replace(tzinfo=None)
 
 
-def _write(rows: list[tuple[CellValue, ...]], out: Path) -> None:
+def write_workbook(out: Path, sheets: list[Sheet]) -> None:
+    """Write `sheets` to `out` (.xlsx), no cell a formula; the file appears whole or not at
+    all (written beside `out` and renamed over it)."""
     book = Workbook()
-    sheet = book.active
-    assert sheet is not None  # a new Workbook always has one sheet
-    sheet.title = "Notifications"
-    sheet.append([column.header for column in _COLUMNS])
+    first = book.active
+    assert first is not None  # a new Workbook always has one sheet
+    book.remove(first)
+    for sheet in sheets:
+        _fill(book.create_sheet(sheet.title), sheet)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(f".{out.name}.partial")
+    try:
+        book.save(partial)
+        os.replace(partial, out)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _fill(sheet: Worksheet, content: Sheet) -> None:
+    columns = content.columns
+    sheet.append([column.header for column in columns])
     for cell in sheet[1]:
         cell.font = Font(bold=True)
-    widths = [len(column.header) for column in _COLUMNS]
-    for number, values in enumerate(rows, start=2):
-        for index, (column, value) in enumerate(zip(_COLUMNS, values, strict=True), start=1):
+    widths = [len(column.header) for column in columns]
+    for number, values in enumerate(content.rows, start=2):
+        for index, (column, value) in enumerate(zip(columns, values, strict=True), start=1):
             cell = sheet.cell(row=number, column=index)
             if isinstance(value, str):
                 cell.value = neutralise(value)
@@ -227,13 +252,6 @@ def _write(rows: list[tuple[CellValue, ...]], out: Path) -> None:
         sheet.column_dimensions[get_column_letter(index)].width = min(width + 2, _MAX_WIDTH)
     sheet.freeze_panes = "A2"
     sheet.auto_filter.ref = sheet.dimensions
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.name}.partial")
-    try:
-        book.save(partial)
-        os.replace(partial, out)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def neutralise(text: str) -> str:

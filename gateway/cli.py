@@ -16,6 +16,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -50,12 +51,14 @@ from gateway.operations import (
 )
 from gateway.plan import decision_json, render_table
 from gateway.resolutions import execute
+from gateway.retention import active_holds, place_hold, purge_due, release_hold
 from gateway.revision_store import Planned
 from gateway.ruleset import load_rules
 from gateway.sealing import SealReport
 from gateway.service import Service
 from gateway.smtp_intake import read_kept
 from gateway.store import open_config_state, storage_key, transaction
+from gateway.subject_access import export_subject_access, find_subject
 from gateway.tracking import TrackingHandler
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -601,6 +604,116 @@ def audit_export(obj: Context, out: Path) -> None:
             conn, "audit.exported", actor="cli:audit-export", at=obj.clock.now(), rows=rows
         )
     click.echo(f"wrote {rows} rows to {out}")
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Say what would be purged; change nothing.")
+@click.pass_obj
+@_reports_errors
+def purge(obj: Context, dry_run: bool) -> None:
+    """Purge personal data older than [retention] days (the service does it daily).
+
+    Incidents on legal hold, and anything still waiting to be sent or needing a person, are
+    kept; the audit log is kept whole and records the purge. The database is then compacted,
+    so no copy of the purged data stays in its free pages.
+    """
+
+    report = purge_due(
+        _state(obj),
+        config=obj.config,
+        now=obj.clock.now(),
+        actor="cli:purge",
+        dry_run=dry_run,
+        always_compact=not dry_run,
+    )
+    click.echo(report.render())
+
+
+@cli.command()
+@click.argument("incident_ref", required=False)
+@click.option("--reason", help="Why it is kept (a case review, proceedings): required to place.")
+@click.option("--release", is_flag=True, help="Release the hold: retention applies again.")
+@click.pass_obj
+@_reports_errors
+def hold(obj: Context, incident_ref: str | None, reason: str | None, release: bool) -> None:
+    """Put an incident on legal hold (kept whole by retention), or --release it.
+
+    Without INCIDENT_REF, list the incidents on hold.
+    """
+
+    conn = _state(obj)
+    if incident_ref is None:
+        if release or reason:
+            raise click.UsageError("give the INCIDENT_REF to hold or release")
+        holds = active_holds(conn)
+        for current in holds:
+            click.echo(
+                f"{current.incident_ref}  since {current.placed_at:%d/%m/%Y %H:%M} UTC"
+                f"  by {current.placed_by}: {current.reason}"
+            )
+        click.echo(f"{len(holds)} incidents on legal hold")
+        return
+    now = obj.clock.now()
+    if release:
+        if reason:
+            raise click.UsageError("--reason is for placing a hold, not releasing one")
+        release_hold(conn, incident_ref, now=now, actor="cli:hold")
+        click.echo(f"released the legal hold on {incident_ref}")
+        return
+    if reason is None:
+        raise click.UsageError("--reason is required: say what the incident is kept for")
+    place_hold(conn, incident_ref, reason=reason, now=now, actor="cli:hold")
+    click.echo(f"{incident_ref} is on legal hold: retention keeps it until it is released")
+
+
+@audit_group.command("find")
+@click.option("--name", required=True, help="The child's name, as the police wrote it.")
+@click.option(
+    "--dob", required=True, type=click.DateTime(["%Y-%m-%d"]), help="Date of birth, YYYY-MM-DD."
+)
+@click.option(
+    "--export",
+    "out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write it to this .xlsx file (a subject access request, a case review).",
+)
+@click.option(
+    "--redact-third-parties",
+    is_flag=True,
+    help="In the export, leave out the adults' details and the staff's addresses.",
+)
+@click.pass_obj
+@_reports_errors
+def audit_find(
+    obj: Context, name: str, dob: datetime, out: Path | None, redact_third_parties: bool
+) -> None:
+    """List what was shared about one child, with whom and when: exactly that child
+    (normalised name and the same date of birth; not siblings, not namesakes)."""
+
+    if redact_third_parties and out is None:
+        raise click.UsageError("--redact-third-parties applies to --export")
+    if not name.strip():
+        raise click.BadParameter("give the child's name", param_hint="--name")
+    conn = _state(obj)
+    found = find_subject(conn, name=name, dob=dob.date())
+    click.echo(found.render())
+    rows = 0
+    if out is not None:
+        rows = export_subject_access(found, out, redact_third_parties=redact_third_parties)
+        click.echo(f"wrote {rows} rows to {out}")
+    # A search by name reads a child's data: who did it, and when, belongs in the audit
+    # (what was found is counted, never named).
+    with transaction(conn):
+        audit.append(
+            conn,
+            "subject_access.found",
+            actor="cli:audit-find",
+            at=obj.clock.now(),
+            shared=len(found.shared),
+            recorded=len(found.recorded),
+            exported=out is not None,
+            redacted=redact_third_parties,
+        )
 
 
 def _state(obj: Context) -> sqlite3.Connection:

@@ -388,6 +388,19 @@ class ApprovalSection(Strict):
     escalate_at: ClockTime = "08:45"
 
 
+class RetentionSection(Strict):
+    """How long personal data is kept (gateway/retention.py), and when the daily purge runs.
+
+    At least 90 days: the Navigator must still be able to answer a school, a police
+    correction or a subject access request about last term's notifications. At most seven
+    years: the gateway is a conduit, not the record — the school's chronology and the
+    police's own systems are, and they keep theirs under their own policies.
+    """
+
+    days: int = Field(default=365, ge=90, le=2557)
+    purge_at: ClockTime = "02:30"  # Europe/London: a quiet hour, well away from 09:00
+
+
 class Config(Strict):
     state: StateSection = StateSection()
     rules: RulesSection = RulesSection()
@@ -402,6 +415,7 @@ class Config(Strict):
     schedule: ScheduleSection = ScheduleSection()
     keys: KeysSection = KeysSection()
     approval: ApprovalSection = ApprovalSection()
+    retention: RetentionSection = RetentionSection()
     mailboxes: Mailboxes | None = None  # needed only by the mailbox service and poll
     inbound_smtp: InboundSmtpSection | None = None  # the optional SMTP listener (`run`)
 

@@ -48,6 +48,7 @@ from gateway.operations import (
     queue_chase_list,
     queue_digest,
 )
+from gateway.retention import purge_due
 from gateway.ruleset import load_rules
 from gateway.schedule import next_dispatch
 from gateway.smtp_intake import SmtpIntake, SmtpListener
@@ -60,6 +61,7 @@ DISPATCH_JOB = "dispatch"
 KEY_CHECK_JOB = "key-check"
 REFRESH_JOB = "directory_refresh"
 ESCALATE_JOB = "approval-escalate"
+PURGE_JOB = "purge"  # daily, at retention.purge_at: personal data past the retention period
 # A dispatch that could not run on time (the machine slept, the process was busy) still
 # runs when it can within this window; later than that, the next start finds it overdue.
 MISFIRE_GRACE_SECONDS = 6 * 3600
@@ -159,6 +161,7 @@ class Service:
             "digest": (partial(self._navigator_mail, "digest"), timetable.digest_at),
             "chase": (partial(self._navigator_mail, "chase"), timetable.chase_at),
             KEY_CHECK_JOB: (self._key_check, timetable.key_check_at),
+            PURGE_JOB: (self._purge, self.config.config.retention.purge_at),
         }
         if refresh_configured(self.config):
             jobs[REFRESH_JOB] = (self._refresh_directory, timetable.directory_refresh_at)
@@ -267,6 +270,23 @@ class Service:
         finally:
             conn.close()
         self.reschedule()  # welcome packs or an alert may now be waiting to go
+
+    def _purge(self) -> None:
+        conn = open_config_state(self.config)
+        try:
+            report = purge_due(
+                conn, config=self.config, now=self.clock.now(), actor="service:purge"
+            )
+        finally:
+            conn.close()
+        # Counts only: the report's references are in the audit, not the log.
+        log.info(
+            "purge: %d incidents and %d spreadsheets purged, %d held, %d waiting",
+            len(report.incidents),
+            len(report.intakes),
+            len(report.held),
+            len(report.waiting),
+        )
 
     def _missed(self, event: JobExecutionEvent) -> None:
         # A missed or failed job is on record for the Navigator, and the schedule is rebuilt

@@ -437,6 +437,20 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE UNIQUE INDEX command_mail_signature ON command_mail (signature_sha256)
         WHERE outcome = 'accepted';
     """,
+    # A legal hold keeps an incident whole through retention (gateway/retention.py); a
+    # released hold stays on record. The reason is the Navigator's words, never audited.
+    """
+    CREATE TABLE legal_hold (
+        id INTEGER PRIMARY KEY,
+        incident_ref TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        placed_at TEXT NOT NULL,
+        placed_by TEXT NOT NULL,
+        released_at TEXT,
+        released_by TEXT
+    );
+    CREATE UNIQUE INDEX legal_hold_active ON legal_hold (incident_ref) WHERE released_at IS NULL;
+    """,
 )
 
 
