@@ -292,6 +292,27 @@ def test_resend_by_signed_mail_sends_the_notification_again(desk: Desk) -> None:
     assert len(after) == len(before) + 1
 
 
+def test_withdraw_by_signed_mail_sends_the_school_a_withdrawal_notice(desk: Desk) -> None:
+    desk.world.dispatch(NINE)
+    desk.send(desk.commands(f"WITHDRAW {FINN_NOTIFICATION}"), now=AFTER_NINE)
+    text = desk.answer(AFTER_NINE)
+    assert f"Line 1: DONE WITHDRAW {FINN_NOTIFICATION}" in text
+    assert f"withdrawal notice {FINN_NOTIFICATION}-2" in text
+    (notice,) = [
+        r
+        for r in desk.world.sink.received
+        if r.rcpt_tos == (ELM_DSL,) and f"{FINN_NOTIFICATION}-2".encode() in r.data
+    ]
+    assert_sealed(
+        notice.data,
+        recipient_home_or_keyring=desk.home(desk.world.keys[ELM_DSL]),
+        navigator_fingerprint=desk.navigator.fingerprint,
+        reference=f"{FINN_NOTIFICATION}-2",
+        must_contain=[FINN.display_name],
+        must_not_contain=[AVA.display_name],
+    )
+
+
 def test_approve_by_signed_mail_lets_the_waiting_notifications_go(
     desk_factory: Callable[..., Desk],
 ) -> None:
