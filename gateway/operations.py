@@ -406,6 +406,20 @@ def queue_chase_list(
 # Approval mode
 
 
+def escalate_if_late(
+    conn: sqlite3.Connection, *, config: LoadedConfig, now: datetime, actor: str
+) -> tuple[str, ...]:
+    """After an intake, in approval mode: once today's approval.escalate_at has passed, what
+    has just arrived due today is escalated at once, rather than waiting unseen for the next
+    morning's escalation. Returns the references escalated."""
+    approval = config.config.approval
+    hour, minute = (int(part) for part in approval.escalate_at.split(":"))
+    local = now.astimezone(LONDON)
+    if not approval.required or (local.hour, local.minute) < (hour, minute):
+        return ()
+    return escalate_now(conn, config=config, now=now, actor=actor)
+
+
 def escalate_now(
     conn: sqlite3.Connection, *, config: LoadedConfig, now: datetime, actor: str
 ) -> tuple[str, ...]:

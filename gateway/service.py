@@ -44,6 +44,7 @@ from gateway.mailbox_watch import Handler, PollReport, watch_mailbox
 from gateway.operations import (
     check_keys_now,
     dispatch_now,
+    escalate_if_late,
     escalate_now,
     queue_chase_list,
     queue_digest,
@@ -231,12 +232,14 @@ class Service:
         if queued:
             self.reschedule()
 
-    def _escalate(self) -> None:
+    def _escalate(self, *, if_late: bool = False) -> None:
         # Approval mode: what is due today and still not approved goes to the manager now,
-        # rather than being held past 09:00 without anyone knowing (gateway/approval.py).
+        # rather than being held past 09:00 without anyone knowing (gateway/approval.py);
+        # after an intake, only once the day's escalation time has passed.
+        escalation = escalate_if_late if if_late else escalate_now
         conn = open_config_state(self.config)
         try:
-            escalated = escalate_now(
+            escalated = escalation(
                 conn, config=self.config, now=self.clock.now(), actor="service:approval"
             )
         finally:
@@ -354,8 +357,8 @@ class Service:
         if not report.handled:
             return
         # New exceptions after today's digest went out reach the Navigator in another one.
-        if report.mailbox == "mash" and self._past_todays_digest():
-            self._navigator_mail("digest", only_new=True)
+        if report.mailbox == "mash":
+            self._after_intake()
         self.reschedule()
 
     def _smtp_listener(self) -> SmtpListener | None:
@@ -369,11 +372,17 @@ class Service:
         def deliver(raw: bytes) -> None:
             if intake(raw).duplicate_of is None:
                 # As after a pass over the MASH inbox that handled a message.
-                if self._past_todays_digest():
-                    self._navigator_mail("digest", only_new=True)
+                self._after_intake()
                 self.reschedule()
 
         return SmtpListener(section, deliver=deliver, clock=self.clock)
+
+    def _after_intake(self) -> None:
+        # New exceptions after today's digest went out reach the Navigator in another one;
+        # in approval mode, what arrives after the escalation time is escalated at once.
+        if self._past_todays_digest():
+            self._navigator_mail("digest", only_new=True)
+        self._escalate(if_late=True)
 
     def _past_todays_digest(self) -> bool:
         hour, minute = (int(part) for part in self.config.config.schedule.digest_at.split(":"))

@@ -31,7 +31,7 @@ from gateway.config import ApprovalSection, Config, LoadedConfig, StateSection
 from gateway.digest import build_digest, render_digest
 from gateway.errors import ConfigError
 from gateway.keyring import Keyring
-from gateway.operations import escalate_now
+from gateway.operations import escalate_if_late, escalate_now
 from gateway.pgpmime import open_sealed
 from gateway.render import NavigatorContact
 from gateway.service import ESCALATE_JOB, Service
@@ -235,3 +235,10 @@ def test_the_service_escalates_at_the_configured_time_only_in_approval_mode(
     assert when is not None
     assert (when.astimezone(LONDON).hour, when.astimezone(LONDON).minute) == (8, 50)
     assert scheduled(False) is None
+
+
+def test_what_arrives_after_the_escalation_time_is_escalated_at_once(world: World) -> None:
+    assert escalate_if_late(world.conn, config=world.config, now=BEFORE_NINE, actor="t") == ()
+    assert escalate_if_late(world.conn, config=world.config, now=AFTER_NINE, actor="t") == (
+        FINN_NOTIFICATION,
+    )

@@ -426,3 +426,22 @@ def test_the_digest_shows_each_items_code_and_how_to_reply(world: World) -> None
     for line in content.split("TO ACT ON AN ITEM")[1].splitlines():
         if line.startswith("  ROUTE "):
             assert parse_command(line.split("  ")[1].strip()).verb is Verb.ROUTE
+
+
+def test_resend_of_a_notification_no_key_could_take_seals_it_once_a_key_is_usable(
+    world: World,
+) -> None:
+    # As sealing leaves a notification when no contact's key could be used: no messages.
+    world.conn.execute("DELETE FROM message WHERE reference = ?", (FINN_NOTIFICATION,))
+    world.conn.execute(
+        "UPDATE notification SET state = 'exception', exception_kind = 'no_key'"
+        " WHERE reference = ?",
+        (FINN_NOTIFICATION,),
+    )
+    assert len(build_digest(world.conn, now=AFTER_NINE, since=None).notification_exceptions) == 1
+    result = world.run(f"RESEND {FINN_NOTIFICATION}", now=AFTER_NINE)
+    assert result.done and result.send_now, result.line
+    assert "to the dsl" in result.detail
+    assert build_digest(world.conn, now=AFTER_NINE, since=None).notification_exceptions == ()
+    world.dispatch(AFTER_NINE)
+    assert [r.rcpt_tos for r in world.sink.received] == [(ELM_DSL,)]
