@@ -12,8 +12,10 @@ import pytest
 from click.testing import CliRunner
 from mail_world import World
 from openpyxl import load_workbook
-from recorded_day import RecordedDay, day  # noqa: F401  (the fixture)
+from police_mail_corpus import content, mail
+from recorded_day import AT_NINE, RecordedDay, day  # noqa: F401  (the fixture)
 from test_directory_refresh import serve_until_scheduled
+from test_smtp_intake import Site, listening, site  # noqa: F401  (the fixtures)
 
 from gateway.at_rest import is_sealed
 from gateway.cli import cli
@@ -256,6 +258,45 @@ def test_an_incident_held_twice_is_refused_naming_the_first_hold(
 
 
 # --------------------------------------------------------------------------------------
+# The inbound SMTP spool (gateway/smtp_intake.py): the police mail kept as files
+
+
+def _spooled(place: Site) -> dict[str, Path]:
+    """The spool's file for each disposition of the mail received."""
+    with place.state() as conn:
+        rows = conn.execute("SELECT uid, disposition, target FROM inbound_message").fetchall()
+    return {
+        row["disposition"]: place.spool / row["target"] / f"{row['uid']}.eml.sealed" for row in rows
+    }
+
+
+def test_spooled_police_mail_and_quarantined_mail_go_after_the_period(
+    listening: Site,  # noqa: F811
+) -> None:
+    assert listening.send(listening.police_mail(listening.workbook))[0] == 250
+    assert listening.send(mail(content(("daily-return.xlsx", listening.workbook))))[0] == 250
+    _run(listening.config, "dispatch", now=AT_NINE)
+    _resolve_everything(listening)
+    files = _spooled(listening)
+    assert set(files) == {"intake", "quarantined"}
+
+    _run(listening.config, "purge", now=BEFORE_THE_PERIOD)
+    assert all(path.exists() for path in files.values())
+    said = _run(listening.config, "purge", now=AFTER_THE_PERIOD)
+    assert "spool files: 2" in said
+    assert not [path for path in files.values() if path.exists()]
+
+
+def test_spooled_police_mail_stays_while_an_incident_of_it_needs_a_person(
+    listening: Site,  # noqa: F811
+) -> None:
+    assert listening.send(listening.police_mail(listening.workbook))[0] == 250
+    _run(listening.config, "dispatch", now=AT_NINE)
+    _run(listening.config, "purge", now=AFTER_THE_PERIOD)
+    assert _spooled(listening)["intake"].exists()
+
+
+# --------------------------------------------------------------------------------------
 # Configuration and redaction
 
 
@@ -344,7 +385,7 @@ def test_a_purged_decision_says_so_in_the_navigators_record(
 # Searching everything
 
 
-def _resolve_everything(place: World) -> list[str]:
+def _resolve_everything(place: World | Site) -> list[str]:
     """The Navigator resolves every exception of the day, writing the child's name in the
     reason as people do, and notes one notification; returns what they wrote."""
     written = []
@@ -356,11 +397,17 @@ def _resolve_everything(place: World) -> list[str]:
         noted = conn.execute("SELECT reference FROM notification LIMIT 1").fetchone()[0]
     for row in open_items:
         text = f"{json.loads(row['record'])['child']} is known to the family's social worker"
-        place.run("resolve", "WITHHOLD", f"C{row['id']}", text, now=BEFORE_THE_PERIOD)
+        _run(place.config, "resolve", "WITHHOLD", f"C{row['id']}", text, now=BEFORE_THE_PERIOD)
         written.append(text)
     note = "The DSL rang back about the younger brother's nursery place"
-    place.run("resolve", "NOTE", noted, note, now=BEFORE_THE_PERIOD)
+    _run(place.config, "resolve", "NOTE", noted, note, now=BEFORE_THE_PERIOD)
     return [*written, note]
+
+
+def _run(config: Path, *args: str, now: str) -> str:
+    result = CliRunner().invoke(cli, ["--config", str(config), "--now", now, *args])
+    assert result.exit_code == 0, result.output
+    return result.output
 
 
 def _state_dir(place: World) -> Path:
