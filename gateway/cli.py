@@ -60,6 +60,7 @@ from gateway.smtp_intake import read_kept
 from gateway.store import open_config_state, storage_key, transaction
 from gateway.subject_access import export_subject_access, find_subject
 from gateway.tracking import TrackingHandler
+from gateway.welcome import load_onboarding_rules
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -435,6 +436,7 @@ def check_command(obj: Context) -> None:
     """Check configuration, directory, keys and calendars; exit 1 if anything is a problem."""
     conn = _state(obj)
     rules = load_rules(obj.config.rules_dir)  # a malformed rules file stops here, named
+    load_onboarding_rules(obj.config.rules_dir, area_la_codes=rules.routing.area_la_codes)
     with open_keyring(obj.config.config.gnupg.home) as keyring:
         findings = check(
             conn, config=obj.config, calendar=rules.calendar, keyring=keyring, now=obj.clock.now()

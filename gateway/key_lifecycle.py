@@ -31,7 +31,7 @@ from gateway import audit
 from gateway.clock import LONDON
 from gateway.config import KeysSection
 from gateway.directory import SqliteDirectory
-from gateway.keyring import Keyring, KeyStatus
+from gateway.keyring import Keyring, KeyStatus, spaced_fingerprint
 from gateway.model import Contact, ContactRole
 from gateway.outbox import MessageKind
 from gateway.own_mail import queue_signed
@@ -333,7 +333,7 @@ def render_notice(
         "school": clean_line(school) or f"URN {contact.urn}",
         "urn": contact.urn,
         "role": _ROLE_NAMES[contact.role],
-        "fingerprint": " ".join(fingerprint[i : i + 4] for i in range(0, len(fingerprint), 4)),
+        "fingerprint": spaced_fingerprint(fingerprint),
         "stage": stage,
         "days": int(stage) if stage.isdigit() else None,
         "until": uk_date(usable_until.astimezone(LONDON).date()) if usable_until else None,

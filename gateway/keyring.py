@@ -433,6 +433,12 @@ def normalise_fingerprint(text: str) -> str:
     return "".join(text.split()).upper()
 
 
+def spaced_fingerprint(fingerprint: str) -> str:
+    """'ABCD 1234 …': the fingerprint in groups of four, as a person reads it aloud or checks
+    it by eye against what their mail program shows."""
+    return " ".join(fingerprint[i : i + 4] for i in range(0, len(fingerprint), 4))
+
+
 def status_lines(stderr: str) -> Iterator[tuple[str, list[str]]]:
     """The `[GNUPG:] KEYWORD args…` status lines of a gpg run (python-gnupg's stderr)."""
     for line in stderr.splitlines():

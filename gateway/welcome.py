@@ -23,6 +23,7 @@ from pathlib import Path
 from pydantic import Field
 
 from gateway.errors import RulesError
+from gateway.keyring import spaced_fingerprint
 from gateway.model import Contact, Establishment
 from gateway.render import (
     TEMPLATES_DIR,
@@ -144,8 +145,3 @@ def render_welcome(
 def _spoken_list(items: list[str]) -> str:
     """'30, 7 and 1'."""
     return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
-
-
-def spaced_fingerprint(fingerprint: str) -> str:
-    """'ABCD 1234 …': 40 hex digits in groups of four, as one reads them aloud."""
-    return " ".join(fingerprint[i : i + 4] for i in range(0, len(fingerprint), 4))

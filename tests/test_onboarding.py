@@ -2,6 +2,7 @@
 signed by the Navigator's key and not encrypted, with the school's name and its council
 filled in, and no child's data; and refuses a school that cannot join."""
 
+import shutil
 from collections.abc import Callable
 from dataclasses import replace
 from email.message import EmailMessage
@@ -9,11 +10,13 @@ from pathlib import Path
 
 import jinja2
 import pytest
+from click.testing import CliRunner
 from invariants import assert_signed_only, signed_part_bytes
 from mail_world import SendingDay, make_sending_day
 from pgp_keys import KeyFactory, PgpKey
 from smtp_sink import SmtpSink
 
+from gateway.cli import cli
 from gateway.config import REPOSITORY_RULES
 from gateway.errors import RulesError
 from gateway.model import Contact, ContactRole, Establishment
@@ -230,3 +233,15 @@ def test_the_onboarding_rules_must_name_every_council_of_the_area() -> None:
         RulesError, match=r"onboarding.toml: local_authorities: no entry for LA 875"
     ):
         load_onboarding_rules(REPOSITORY_RULES, area_la_codes=(873, 874, 875))
+
+
+def test_check_stops_on_onboarding_rules_that_miss_a_council(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    shutil.copytree(REPOSITORY_RULES, rules)
+    text = (rules / "onboarding.toml").read_text(encoding="utf-8")
+    (rules / "onboarding.toml").write_text(text.split("[local_authorities.874]")[0])
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'[rules]\ndirectory = "{rules}"\n[state]\ndatabase = "state/g.sqlite3"\n')
+    result = CliRunner().invoke(cli, ["--config", str(config), "check"])
+    assert result.exit_code == 2
+    assert "onboarding.toml: local_authorities: no entry for LA 874" in result.output
