@@ -33,13 +33,14 @@ from typing import Any
 from gateway.amendments import child_identity
 from gateway.audit_export import CellValue, Column, Sheet, write_workbook
 from gateway.clock import LONDON
-from gateway.model import ChildRecord, Incident, SourceRow
+from gateway.model import ChildRecord, Incident, NotificationKind, SourceRow
 from gateway.names import name_form
 from gateway.notification_store import notification_from_json
 from gateway.outbox import MessageKind
 from gateway.own_mail import own_reference
 
 REDACTED = "[redacted: third parties]"
+MANAGER_ALERT = "manager alert"
 _ROLE_LABELS = {
     "dsl": "DSL",
     "deputy_dsl": "Deputy DSL",
@@ -97,9 +98,14 @@ class Shared:
     school: str
     urn: int | None
     child: ChildRecord
-    to_manager: bool
+    # notification, amendment or withdrawal (gateway/amendments.py), or MANAGER_ALERT
+    kind: str
     state: str  # the notification's (planned, sent, exception…); "alert" for the manager's
     deliveries: tuple[Delivery, ...]
+
+    @property
+    def to_manager(self) -> bool:
+        return self.kind == MANAGER_ALERT
 
 
 @dataclass(frozen=True)
@@ -131,8 +137,9 @@ class SubjectAccess:
         for item in self.shared:
             where = "the Education Safeguarding Manager" if item.to_manager else item.school
             urn = f" (URN {item.urn})" if item.urn and not item.to_manager else ""
+            kind = "" if item.kind == NotificationKind.NOTIFICATION else f" ({item.kind})"
             lines.append(
-                f"{item.reference}  incident {item.incident_ref}"
+                f"{item.reference}{kind}  incident {item.incident_ref}"
                 f"  {_when(item.incident.occurred_at, item.incident.time_known)}  to {where}{urn}"
             )
             for d in item.deliveries:
@@ -185,7 +192,7 @@ def _notifications(conn: sqlite3.Connection, subject: _Subject) -> Iterator[Shar
                     school=notification.school_name,
                     urn=row["urn"],
                     child=child,
-                    to_manager=False,
+                    kind=notification.kind.value,
                     state=row["state"],
                     deliveries=_deliveries(conn, row["reference"]),
                 )
@@ -247,7 +254,7 @@ def _manager_alerts(conn: sqlite3.Connection, subject: _Subject) -> Iterator[Sha
             school=record.get("school") or "",
             urn=row["urn"],
             child=ChildRecord(record["child"], "", subject.dob, _source(record)),
-            to_manager=True,
+            kind=MANAGER_ALERT,
             state="alert",
             deliveries=deliveries,
         )
@@ -306,6 +313,7 @@ def _first_sealed(item: Shared) -> str:
 
 _SHARED_COLUMNS = (
     Column("Notification"),
+    Column("Kind"),
     Column("Incident number"),
     Column("Incident date"),
     Column("Child (as recorded)"),
@@ -387,6 +395,7 @@ def _shared_row(item: Shared, delivery: Delivery | None, redact: bool) -> tuple[
         recipient = "@" + recipient.rpartition("@")[2]  # the organisation, not the person
     return (
         item.reference,
+        item.kind,
         item.incident_ref,
         _incident_date(incident),
         child.display_name,

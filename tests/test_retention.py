@@ -5,23 +5,38 @@ and anything still needing a person are kept whole; every purge is audited."""
 import json
 import sqlite3
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from mail_world import World
 from openpyxl import load_workbook
+from pgp_keys import PgpKey
 from police_mail_corpus import content, mail
 from recorded_day import AT_NINE, RecordedDay, day  # noqa: F401  (the fixture)
 from test_directory_refresh import serve_until_scheduled
+from test_manager_alert import CLOSED, manager, sealer  # noqa: F401  (the fixture)
+from test_manager_alert import NOW as CLOSED_AT
+from test_manager_alert import plan as manager_plan
 from test_smtp_intake import Site, listening, site  # noqa: F401  (the fixtures)
 
+from gateway import outbox
 from gateway.at_rest import is_sealed
 from gateway.cli import cli
 from gateway.clock import LONDON, SystemClock
-from gateway.config import Config, LoadedConfig, RetentionSection, StateSection, load_config
+from gateway.config import (
+    Config,
+    LoadedConfig,
+    ManagerSection,
+    RetentionSection,
+    StateSection,
+    load_config,
+)
 from gateway.errors import ConfigError
+from gateway.intake_store import record_plan
+from gateway.keyring import Keyring
+from gateway.manager_alert import queue_manager_alerts
 from gateway.model import (
     ChildRecord,
     Incident,
@@ -31,8 +46,9 @@ from gateway.model import (
     SourceRow,
 )
 from gateway.notification_store import notification_from_json, notification_json
-from gateway.retention import NOTIFICATION_SKELETON, PURGED, redact
+from gateway.retention import NOTIFICATION_SKELETON, PURGED, place_hold, purge, redact
 from gateway.service import PURGE_JOB, Service
+from gateway.store import open_state
 
 # The default period is 365 days from the day's intake (2026-03-02 07:00 UTC).
 AFTER_THE_PERIOD = "2027-03-03T03:00:00+00:00"
@@ -95,6 +111,36 @@ def test_after_the_period_with_every_exception_resolved_nothing_of_the_day_remai
     with world.state() as conn:
         bodies = conn.execute("SELECT count(*) FROM message WHERE length(body) > 0").fetchone()
     assert bodies[0] == 0
+
+
+def test_no_copy_of_a_purged_value_stays_on_disk_even_sealed(
+    world: World,
+    day: RecordedDay,  # noqa: F811
+) -> None:
+    # Sealed at rest, a purged value would still open with the storage key if SQLite kept
+    # its old bytes in a free page or the write-ahead log: none of them may stay in a file.
+    _resolve_everything(world)
+    with world.state() as conn:
+        sealed = [
+            bytes(value)
+            for query in (
+                "SELECT record FROM decision",
+                "SELECT content FROM notification",
+                "SELECT content FROM exception_detail",
+                "SELECT text FROM resolution WHERE length(text) > 0",
+            )
+            for (value,) in conn.execute(query)
+        ]
+        bodies = [bytes(row[0]) for row in conn.execute("SELECT body FROM message")]
+    # A sealed value's nonce and first ciphertext bytes; a message's middle (PGP armour).
+    pieces = [value[5:45] for value in sealed] + [
+        body[len(body) // 2 : len(body) // 2 + 48] for body in bodies
+    ]
+    world.run("purge", now=AFTER_THE_PERIOD)
+    files = _files(world)
+    assert pieces and not [
+        piece for piece in pieces if any(piece in data for data in files.values())
+    ]
 
 
 def test_what_still_needs_a_person_is_kept_after_the_period(
@@ -499,3 +545,32 @@ def test_the_service_purges_daily_at_the_configured_time(tmp_path: Path) -> None
     when, _ = serve_until_scheduled(Service(LoadedConfig(None, config), SystemClock()), PURGE_JOB)
     assert when is not None
     assert (when.astimezone(LONDON).hour, when.astimezone(LONDON).minute) == (3, 15)
+
+
+@pytest.mark.parametrize("held", [False, True])
+def test_the_managers_alert_goes_with_its_incident_unless_the_incident_is_held(
+    tmp_path: Path,
+    gateway_keyring: Keyring,
+    navigator_key: PgpKey,
+    manager: PgpKey,  # noqa: F811
+    held: bool,
+) -> None:
+    conn = open_state(tmp_path / "state.sqlite3")
+    record_plan(conn, manager_plan(CLOSED), incidents=1, actor="test")
+    (row,) = queue_manager_alerts(
+        conn,
+        manager_plan(CLOSED),
+        manager=ManagerSection(email=manager.email, fingerprint=manager.fingerprint),
+        sealer=sealer(gateway_keyring, navigator_key),
+        now=CLOSED_AT,
+        actor="test",
+    )
+    outbox.mark_sending(conn, row, at=CLOSED_AT, actor="test")
+    outbox.mark_sent(conn, row, sent_at=CLOSED_AT, actor="test")
+    later = CLOSED_AT + timedelta(days=366)
+    if held:
+        place_hold(conn, CLOSED.incident_ref, reason="Case review", now=later, actor="test")
+    report = purge(conn, days=365, now=later, actor="test")
+    body = conn.execute("SELECT length(body) FROM message WHERE id = ?", (row,)).fetchone()[0]
+    assert (body > 0) is held
+    assert report.incidents == (() if held else (CLOSED.incident_ref,))

@@ -9,9 +9,17 @@ from pathlib import Path
 from click.testing import CliRunner
 from mail_world import World
 from openpyxl import load_workbook
+from pgp_keys import PgpKey
 from recorded_day import REPLIED_INCIDENT, RecordedDay, day  # noqa: F401  (the fixture)
+from test_manager_alert import CLOSED, manager, plan, sealer  # noqa: F401  (the fixture)
+from test_manager_alert import NOW as CLOSED_AT
 
 from gateway.cli import cli
+from gateway.config import ManagerSection
+from gateway.intake_store import record_plan
+from gateway.keyring import Keyring
+from gateway.manager_alert import queue_manager_alerts
+from gateway.store import open_state
 from gateway.subject_access import REDACTED, SubjectAccess, find_subject
 
 NOW = "2026-03-03T10:00:00+00:00"
@@ -214,3 +222,30 @@ def _cells(path: Path) -> set[str]:
         for value in row
         if value is not None
     }
+
+
+def test_the_managers_alert_about_a_closed_school_is_listed_as_shared_with_the_manager(
+    tmp_path: Path,
+    gateway_keyring: Keyring,
+    navigator_key: PgpKey,
+    manager: PgpKey,  # noqa: F811
+) -> None:
+    conn = open_state(tmp_path / "state.sqlite3")
+    record_plan(conn, plan(CLOSED), incidents=1, actor="test")
+    queue_manager_alerts(
+        conn,
+        plan(CLOSED),
+        manager=ManagerSection(email=manager.email, fingerprint=manager.fingerprint),
+        sealer=sealer(gateway_keyring, navigator_key),
+        now=CLOSED_AT,
+        actor="test",
+    )
+    assert CLOSED.child.dob is not None
+    found = find_subject(conn, name=CLOSED.child.display_name, dob=CLOSED.child.dob)
+    (alert,) = found.shared
+    assert alert.to_manager and alert.incident_ref == CLOSED.incident_ref
+    assert [(d.role, d.recipient, d.fingerprint) for d in alert.deliveries] == [
+        ("manager", manager.email, manager.fingerprint)
+    ]
+    assert [(r.outcome, r.urn) for r in found.recorded] == [("withhold", CLOSED.urn)]
+    assert "to the Education Safeguarding Manager" in found.render()
