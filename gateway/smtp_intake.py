@@ -18,6 +18,10 @@ never knows what the application does with the mail):
   file put in the spool's processed/ or quarantine/ folder. A quarantined mail is answered
   250: it was received, recorded and is kept for a person to see; refusing it would only
   teach a forger what the gateway checks, or bounce to an innocent address.
+  A message the handler fails on is answered 451 and counted by its content; the third
+  time the same message fails it is quarantined for the Navigator and answered 250, as the
+  IMAP watcher shunts a poison message — else the police's server would retry for days
+  and then bounce it to the police, and the Navigator would never hear of it.
 
 The ledger keys SMTP mail under mailbox "smtp" with a fixed UIDVALIDITY and UIDs counted
 by the database; the Message-ID and content hash find the same mail sent twice.
@@ -35,7 +39,7 @@ import ssl
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
@@ -43,14 +47,20 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from gateway import mail_ledger
+from gateway import audit, mail_ledger
 from gateway.at_rest import StorageKey, is_sealed
 from gateway.clock import Clock
 from gateway.config import ImapSection, InboundSmtpSection, LoadedConfig
 from gateway.errors import StateError
 from gateway.keyring import open_keyring
 from gateway.mail_intake import PoliceMailHandler
-from gateway.mail_ledger import ContentKey, InboundRecord, LedgerKey
+from gateway.mail_ledger import (
+    ContentKey,
+    Disposition,
+    DispositionKind,
+    InboundRecord,
+    LedgerKey,
+)
 from gateway.mailbox_watch import Handler
 from gateway.ruleset import load_rules
 from gateway.store import open_config_state, storage_key, transaction
@@ -142,14 +152,44 @@ def take(
     spool: Spool,
     now: datetime,
     actor: str,
+    max_attempts: int = 3,
 ) -> InboundRecord:
     """Keep, record and file one message received by SMTP; its ledger record (committed).
 
     Raises whatever the handler or the database raises; nothing is recorded then, and the
-    file left in incoming/ is written over when the sender tries again.
+    file left in incoming/ is written over when the sender tries again — until the same
+    message has failed `max_attempts` times: it is then quarantined (see the module's
+    docstring).
     """
     content = mail_ledger.content_key(raw)
     spool.keep(raw, content)
+    try:
+        inbound = _record(conn, raw, content, handle, now=now, actor=actor)
+    except sqlite3.OperationalError:
+        raise  # the database busy or locked: nothing to count, the sender tries again
+    except Exception as exc:
+        attempts = _note_failure(conn, content, type(exc).__name__, now=now, actor=actor)
+        if attempts < max_attempts:
+            raise
+        shunt = Disposition(
+            DispositionKind.QUARANTINED,
+            reason=f"not handled after {attempts} attempts ({type(exc).__name__})",
+        )
+        inbound = _record(conn, raw, content, lambda _raw, _key: shunt, now=now, actor=actor)
+    spool.file(inbound)
+    mail_ledger.mark_moved(conn, inbound, now=now, actor=actor)
+    return inbound
+
+
+def _record(
+    conn: sqlite3.Connection,
+    raw: bytes,
+    content: ContentKey,
+    handle: Handler,
+    *,
+    now: datetime,
+    actor: str,
+) -> InboundRecord:
     with transaction(conn):
         # Inside the write transaction: the next UID and the duplicate check cannot race
         # a second writer (a `poll` or `process` running beside the service).
@@ -168,9 +208,36 @@ def take(
             inbound = mail_ledger.record(
                 conn, key, content, handle(raw, key), _SPOOL_FOLDERS, now=now, actor=actor
             )
-    spool.file(inbound)
-    mail_ledger.mark_moved(conn, inbound, now=now, actor=actor)
     return inbound
+
+
+def _note_failure(
+    conn: sqlite3.Connection, content: ContentKey, error: str, *, now: datetime, actor: str
+) -> int:
+    # Counted by content, not by UID: each retry by the sender's server is a new delivery
+    # that would get a new UID. `error` is the exception's class name only (its message may
+    # quote the mail).
+    with transaction(conn):
+        conn.execute(
+            "INSERT INTO smtp_failure (sha256, attempts, last_error, last_at)"
+            " VALUES (?, 1, ?, ?) ON CONFLICT (sha256) DO UPDATE SET attempts = attempts + 1,"
+            " last_error = excluded.last_error, last_at = excluded.last_at",
+            (content.sha256, error, now.astimezone(UTC).isoformat()),
+        )
+        attempts: int = conn.execute(
+            "SELECT attempts FROM smtp_failure WHERE sha256 = ?", (content.sha256,)
+        ).fetchone()[0]
+        audit.append(
+            conn,
+            "mail.handling_failed",
+            actor=actor,
+            at=now,
+            mailbox=MAILBOX,
+            sha256=content.sha256,
+            error=error,
+            attempts=attempts,
+        )
+    return attempts
 
 
 def recover(conn: sqlite3.Connection, spool: Spool, *, now: datetime, actor: str) -> int:

@@ -451,6 +451,16 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE UNIQUE INDEX legal_hold_active ON legal_hold (incident_ref) WHERE released_at IS NULL;
     """,
+    # SMTP mail the intake failed on, counted by content (gateway/smtp_intake.py): the third
+    # failure of the same message quarantines it instead of answering 451 again.
+    """
+    CREATE TABLE smtp_failure (
+        sha256 TEXT PRIMARY KEY,
+        attempts INTEGER NOT NULL,
+        last_error TEXT NOT NULL,
+        last_at TEXT NOT NULL
+    );
+    """,
 )
 
 

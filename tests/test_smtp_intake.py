@@ -1,6 +1,7 @@
 """The inbound SMTP listener: police mail sent straight to the gateway over SMTP with
 STARTTLS, taken in through the ledger and the same sender checks as the MASH inbox."""
 
+import json
 import smtplib
 import socket
 import sqlite3
@@ -355,6 +356,55 @@ def test_a_crash_between_the_commit_and_the_filing_is_finished_on_start(tmp_path
     assert read_kept(tmp_path / "quarantine" / "1.eml.sealed", key) == raw
     assert recover(conn, Spool(tmp_path, key), now=now, actor="t") == 0
     assert len(calls) == 1
+    conn.close()
+
+
+def test_a_message_the_intake_fails_on_three_times_is_quarantined_not_refused_forever(
+    tmp_path: Path,
+) -> None:
+    conn = open_state(tmp_path / "state.sqlite3")
+    spool = Spool(tmp_path / "spool", StorageKey.generate())
+    raw = mail(content(("daily-return.xlsx", b"PK")))
+    now = datetime.fromisoformat(INTAKE)
+
+    def broken(raw: bytes, key: LedgerKey) -> Disposition:
+        raise ValueError("a handler bug this message trips")
+
+    for _ in range(2):  # answered 451: the sender's server keeps it and tries again
+        with pytest.raises(ValueError):
+            take(raw, conn=conn, handle=broken, spool=spool, now=now, actor="t")
+    assert conn.execute("SELECT COUNT(*) FROM inbound_message").fetchone()[0] == 0
+    third = take(raw, conn=conn, handle=broken, spool=spool, now=now, actor="t")
+    assert third.kind is DispositionKind.QUARANTINED
+    assert "not handled after 3 attempts (ValueError)" in third.reason
+    assert read_kept(spool.root / "quarantine" / f"{third.key.uid}.eml.sealed", spool.key) == raw
+    failures = [
+        json.loads(row[0])
+        for row in conn.execute("SELECT data FROM audit WHERE event = 'mail.handling_failed'")
+    ]
+    assert [f["attempts"] for f in failures] == [1, 2, 3]
+    conn.close()
+
+
+def test_a_busy_database_is_never_counted_as_the_message_failing(tmp_path: Path) -> None:
+    conn = open_state(tmp_path / "state.sqlite3")
+    spool = Spool(tmp_path / "spool", StorageKey.generate())
+
+    def busy(raw: bytes, key: LedgerKey) -> Disposition:
+        raise sqlite3.OperationalError("database is locked")
+
+    raw = mail(content(("daily-return.xlsx", b"PK")))
+    for _ in range(4):
+        with pytest.raises(sqlite3.OperationalError):
+            take(
+                raw,
+                conn=conn,
+                handle=busy,
+                spool=spool,
+                now=datetime.fromisoformat(INTAKE),
+                actor="t",
+            )
+    assert conn.execute("SELECT COUNT(*) FROM smtp_failure").fetchone()[0] == 0
     conn.close()
 
 
