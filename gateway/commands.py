@@ -209,11 +209,14 @@ def parse_commands(text: str) -> list[ParsedLine]:
     Blank lines and quoted lines ("> …", the digest quoted in a reply) are passed over, and
     the signature delimiter ("-- ", RFC 3676 section 4.3; "--" as some mail programs trim it)
     ends the commands: what follows is the sender's signature, not something to act on.
+    So does the start of the original below a reply that does not quote it with "> "
+    (Outlook's "From: … Sent: …" block or its rule, "-----Original Message-----", "On … wrote:"):
+    the digest's own text would otherwise be read as malformed commands and refuse the mail.
     """
     parsed: list[ParsedLine] = []
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
-        if raw.rstrip("\r\n") in ("-- ", "--"):
+        if raw.rstrip("\r\n") in ("-- ", "--") or _REPLY_SEPARATOR.match(line):
             break
         if not line or line.startswith(">"):
             continue
@@ -222,6 +225,18 @@ def parse_commands(text: str) -> list[ParsedLine]:
         except CommandError as error:
             parsed.append(ParsedLine(number, line, None, error))
     return parsed
+
+
+# The lines mail programs put between a reply and the original they leave unquoted below it.
+# None can begin a command: every command begins with its verb.
+_REPLY_SEPARATOR = re.compile(
+    r"-{2,}\s*Original Message\s*-{2,}"  # Outlook (plain text), Exchange
+    r"|_{10,}"  # Outlook's rule above the original's headers
+    r"|From:\s"  # Outlook's header block of the original ("From: … Sent: … To: …")
+    r"|On\s.*\swrote:$"  # Thunderbird, Apple Mail, Gmail (one line)
+    r"|Begin forwarded message:",
+    re.IGNORECASE,
+)
 
 
 def _shown(text: str) -> str:

@@ -133,6 +133,29 @@ def test_a_trimmed_signature_delimiter_still_ends_the_commands() -> None:
     assert parse_commands("NOTE C1 checked\n--\nROUTE C2 110001\n")[-1].number == 1
 
 
+@pytest.mark.parametrize(
+    "separator",
+    [
+        "-----Original Message-----",
+        "________________________________",
+        "From: Education Navigator <navigator@mash.example.org>",
+        "On Mon, 2 Mar 2026 at 08:30, Education Navigator <navigator@mash.example.org> wrote:",
+        "Begin forwarded message:",
+    ],
+)
+def test_the_digest_left_unquoted_below_a_reply_is_not_read_as_commands(separator: str) -> None:
+    body = (
+        "ROUTE C12 110001\r\n"
+        "\r\n"
+        f"{separator}\r\n"
+        "Sent: 02 March 2026 08:30\r\n"
+        "Subject: Exceptions digest\r\n"
+        "1. [C12] Ava Ashdown, born 4 May 2016: no pupil found\r\n"
+    )
+    parsed = parse_commands(body)
+    assert [(line.number, line.error) for line in parsed] == [(1, None)]
+
+
 # --------------------------------------------------------------------------------------
 # Carrying them out
 
