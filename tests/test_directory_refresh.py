@@ -197,3 +197,29 @@ def test_without_directory_files_there_is_no_refresh_job(tmp_path: Path) -> None
         Service(LoadedConfig(None, config), SystemClock()), REFRESH_JOB
     )
     assert when is None and digest is not None
+
+
+def test_a_new_dsl_waits_while_the_pack_cannot_be_signed_and_goes_with_the_next_refresh(
+    day: SendingDay,
+) -> None:
+    rows = day.contacts()
+    school = next(e for e in day.sample.directory.establishments if e.is_open and e.la_code == 873)
+    (dsl,) = [r for r in rows if int(r["URN"]) == school.urn and r["Role"] == "DSL"]
+    dsl["Email"] = "waiting.dsl@school.example.org"
+    day.write_contacts(rows)
+    signed = day.config.read_text(encoding="utf-8")
+    navigator = load_config(day.config).config.navigator.fingerprint
+    assert navigator is not None
+    day.config.write_text(signed.replace(f'fingerprint = "{navigator}"\n', ""), encoding="utf-8")
+    output = day.run("directory", "import", "--no-progress").output
+    assert "1 new DSL(s) wait for their welcome pack: navigator.fingerprint is not configured" in (
+        output
+    )
+    day.config.write_text(signed, encoding="utf-8")
+
+    later = refresh(day, TUESDAY_SIX)  # the files have not changed since that import
+    assert later.outcome is RefreshOutcome.SKIPPED
+    assert [(w.urn, w.email) for w in later.welcomes.queued] == [
+        (school.urn, "waiting.dsl@school.example.org")
+    ]
+    assert refresh(day, WEDNESDAY_SIX).welcomes.queued == ()

@@ -6,18 +6,17 @@ moved day by day."""
 
 from __future__ import annotations
 
-import email.policy
 import re
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from email.message import EmailMessage
-from email.parser import BytesParser
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from invariants import assert_signed_only
 from pgp_keys import KeyFactory, PgpKey
 from smtp_sink import SmtpSink
 
@@ -139,29 +138,6 @@ def digest_text(keyring: Keyring, raw: bytes) -> str:
     return str(text.get_content())
 
 
-def verified_notice(raw: bytes, home: Keyring, signer: str, tmp_path: Path) -> EmailMessage:
-    """The signed entity of an RFC 3156 multipart/signed message, its detached signature
-    verified by GnuPG (in the contact's own home) over the exact bytes as sent."""
-    outer = BytesParser(policy=email.policy.default).parsebytes(raw)
-    assert outer.get_content_type() == "multipart/signed"
-    assert outer.get_param("protocol") == "application/pgp-signature"
-    boundary = outer.get_boundary()
-    assert boundary is not None
-    # RFC 3156 §5 / RFC 2046 §5.1.1: the first part is what lies between its delimiter line
-    # and the CRLF that starts the next one.
-    start = raw.index(f"\r\n--{boundary}\r\n".encode()) + len(boundary) + 6
-    signed = raw[start : raw.index(f"\r\n--{boundary}\r\n".encode(), start)]
-    signature = outer.get_payload()[1]  # type: ignore[index]
-    path = tmp_path / "notice.sig"
-    path.write_bytes(signature.get_payload(decode=True))
-    verified = home.gpg.verify_data(str(path), signed)
-    assert verified.valid, verified.stderr
-    assert signer in (verified.fingerprint, verified.pubkey_fingerprint)
-    entity = BytesParser(policy=email.policy.default).parsebytes(signed)
-    assert isinstance(entity, EmailMessage)
-    return entity
-
-
 # --------------------------------------------------------------------------------------
 # The daily key check
 
@@ -204,7 +180,6 @@ def test_the_notice_is_signed_by_the_navigator_and_holds_no_child_data(
     site: Site,
     navigator_key: PgpKey,
     recipient_home: Callable[[PgpKey], Keyring],
-    tmp_path: Path,
 ) -> None:
     decision = Decision("CC-2001", AVA, Outcome.NOTIFY, "Notify", ELM, "Elm Primary")
     plan = Plan("police.xlsx", "f" * 64, site.until - timedelta(days=8), (decision,))
@@ -215,7 +190,13 @@ def test_the_notice_is_signed_by_the_navigator_and_holds_no_child_data(
     assert f"To: Dana Lead <{DSL_EMAIL}>" in head
     assert "Subject: Key renewal GW-" in head
     assert "Auto-Submitted: auto-generated" in head
-    notice = verified_notice(raw, recipient_home(site.key), navigator_key.fingerprint, tmp_path)
+    notice = assert_signed_only(
+        raw,
+        verifier=recipient_home(site.key),
+        navigator_fingerprint=navigator_key.fingerprint,
+        must_not_contain=[AVA.display_name],
+        dates_of_birth=[AVA.dob] if AVA.dob else [],
+    )
     text, html = (str(part.get_content()) for part in notice.iter_parts())  # type: ignore[attr-defined]
     fingerprint = " ".join(site.key.fingerprint[i : i + 4] for i in range(0, 40, 4))
     stops = site.until.astimezone(LONDON).date()
