@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import parseaddr
 
@@ -101,7 +101,9 @@ def take_command_mail(
     )
     message_hash = content_key(raw).message_id_sha256
     with transaction(conn):
-        refusal = _refusal(conn, opened)
+        refusal = _refusal(
+            conn, opened, now=now, max_age=timedelta(hours=navigator.command_max_age_hours)
+        )
         parsed: list[ParsedLine] = []
         if refusal is None:
             parsed, refusal = _commands(opened)
@@ -179,12 +181,27 @@ def _unmangled(raw: bytes) -> bytes:
         return raw
 
 
-def _refusal(conn: sqlite3.Connection, opened: SignedContent) -> Refusal | None:
+def _refusal(
+    conn: sqlite3.Connection, opened: SignedContent, *, now: datetime, max_age: timedelta
+) -> Refusal | None:
     """Why the signature does not let the mail act, or None."""
     check = opened.check
     if not check.passed:
         code = check.problem.value if check.problem is not None else "unsigned"
         return Refusal(code, (f"Nothing was done: {check.reason}.",))
+    signed_at = check.signed_at
+    # Only age is judged: a signature dated ahead of our clock cannot have been replayed
+    # from the past (a forger cannot sign), and a Navigator's clock may run ahead.
+    if signed_at is None or signed_at < now - max_age:
+        shown = signed_at.isoformat(timespec="minutes") if signed_at else "no time"
+        return Refusal(
+            "stale_signature",
+            (
+                f"Nothing was done: the signature is dated {shown} (UTC); commands are acted"
+                f" on only when signed within the last {max_age.total_seconds() / 3600:g}"
+                " hours. Send them again, newly signed, if they still stand.",
+            ),
+        )
     earlier = conn.execute(
         "SELECT received_at FROM command_mail WHERE signature_sha256 = ? AND outcome = 'accepted'",
         (opened.fingerprint,),

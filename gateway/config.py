@@ -146,6 +146,10 @@ class NavigatorSection(Strict):
     # Navigator's own key(s), pinned by full fingerprint, in the gateway's keyring. Mail from
     # `email` is taken as commands only when at least one is pinned.
     command_signers: tuple[Fingerprint, ...] = ()
+    # A signed command older than this (by its signature's time) is refused: a mail held
+    # back somewhere, or an old one replayed that the gateway never saw, must not act days
+    # later on a situation that has moved on. Long enough for a weekend's outage.
+    command_max_age_hours: float = Field(default=72, gt=0, le=24 * 14)
 
 
 class ManagerSection(Strict):

@@ -10,7 +10,7 @@ import json
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -413,12 +413,14 @@ def test_the_service_acts_on_a_signed_route_and_sends_it_and_the_answer_at_once(
 # Refused: nothing acted on, answered with the reason, to the pinned signers only
 
 
-def _refused(desk: Desk, code: str, *, reader: PgpKey | None = None) -> str:
+def _refused(
+    desk: Desk, code: str, *, reader: PgpKey | None = None, now: datetime = BEFORE_NINE
+) -> str:
     assert desk.acted_on_nothing()
     ((event, data),) = desk.audited("command_mail.")
     assert (event, data["reason"]) == ("command_mail.rejected", code)
     assert len(desk.dovecot.messages(desk.mailbox, "Quarantine")) == 1
-    text = desk.answer(reader=reader)
+    text = desk.answer(now, reader=reader)
     assert "Nothing was done" in text
     return text
 
@@ -469,6 +471,17 @@ def test_a_command_signed_by_an_expired_key_is_rejected(desk: Desk) -> None:
     )
     desk.send(raw)
     assert "which has expired" in _refused(desk, "expired_key")
+
+
+def test_a_command_signed_days_ago_is_rejected_as_stale(desk: Desk) -> None:
+    # Signed now; taken in four days later (held back somewhere, or replayed from a copy the
+    # gateway never saw): the situation it was written for has moved on.
+    ava = desk.world.decision_id("CC-1001")
+    later = datetime.now(UTC) + timedelta(days=4)
+    desk.send(desk.commands(f"ROUTE C{ava} {OAK}"), now=later)
+    assert "commands are acted on only when signed within the last 72 hours" in _refused(
+        desk, "stale_signature", now=later
+    )
 
 
 def test_a_command_signed_by_a_key_revoked_since_is_rejected(desk: Desk) -> None:
