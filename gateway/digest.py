@@ -364,9 +364,7 @@ def build_digest(
             stale_contacts=tuple(stale_contacts),
             counts=_counts(conn, decisions, since),
             gone=tuple(
-                g
-                for g in gone_children(conn)
-                if g.withdrawal is None and _after(g.recorded_at, since)
+                g for g in gone_children(conn) if not g.settled and _after(g.recorded_at, since)
             ),
             awaiting_approval=tuple(w for w in waiting(conn) if _after(w.waiting_since, since)),
             approve_by=approve_by,
@@ -877,7 +875,7 @@ def _gone(item: GoneChild) -> dict[str, Any]:
         "incident_gone": item.incident_gone,
         "school": _school(item.school, item.urn) if item.urn is not None else "",
         "reference": clean_line(item.reference) if item.reference else None,
-        "item": f"C{item.decision_id}",
+        "item": item.item,
         "file": clean_line(item.file_name),
         "revised_file": clean_line(item.revised_file_name),
         "at": uk_datetime(item.recorded_at),

@@ -207,7 +207,8 @@ class GoneChild:
     `reference` is the first notification about the incident to the child's school when the
     child was notified (the item code to withdraw it); `withdrawal` is the reference of the
     withdrawal notice planned about it, if any. `decision_id` is the child's decision in the
-    earlier file (item code C<decision_id>).
+    earlier file (item code C<decision_id>). `answered_at` is when the Navigator last gave a
+    command about its item since (a NOTE saying why nothing is to be withdrawn, say).
     """
 
     id: int
@@ -224,6 +225,17 @@ class GoneChild:
     school: str
     reference: str | None
     withdrawal: str | None
+    answered_at: datetime | None = None
+
+    @property
+    def item(self) -> str:
+        """The code the Navigator answers it by: the notification, or the child's decision."""
+        return self.reference or f"C{self.decision_id}"
+
+    @property
+    def settled(self) -> bool:
+        """Withdrawn, or answered by the Navigator: no longer theirs to decide."""
+        return self.withdrawal is not None or self.answered_at is not None
 
 
 def gone_children(conn: sqlite3.Connection) -> list[GoneChild]:
@@ -240,10 +252,20 @@ def gone_children(conn: sqlite3.Connection) -> list[GoneChild]:
         " ORDER BY g.recorded_at, g.id"
     ):
         record: dict[str, Any] = json.loads(row["record"])
+        recorded_at = datetime.fromisoformat(row["recorded_at"])
+        # The resolution's time is written with its own offset: compared as instants.
+        answers = [
+            answer
+            for (at,) in conn.execute(
+                "SELECT at FROM resolution WHERE reference = ? OR decision_id = ?",
+                (row["reference"], row["decision_id"]),
+            )
+            if (answer := datetime.fromisoformat(at)) >= recorded_at
+        ]
         found.append(
             GoneChild(
                 id=row["id"],
-                recorded_at=datetime.fromisoformat(row["recorded_at"]),
+                recorded_at=recorded_at,
                 file_name=row["file_name"],
                 revised_file_name=row["revised_file_name"],
                 incident_ref=row["incident_ref"],
@@ -256,6 +278,7 @@ def gone_children(conn: sqlite3.Connection) -> list[GoneChild]:
                 school=record.get("school") or "",
                 reference=row["reference"],
                 withdrawal=row["withdrawal"],
+                answered_at=max(answers, default=None),
             )
         )
     return found

@@ -377,6 +377,19 @@ def test_a_withdrawal_notice_is_sealed_to_the_school_on_request(area: Area) -> N
     assert not again.done and "already been withdrawn" in again.detail
 
 
+def test_a_note_on_a_gone_child_settles_it_without_a_withdrawal(area: Area) -> None:
+    area.take(sheet(*FIRST_ROWS))
+    area.take(sheet(row("CC-1", "Ava Ashdown"), row("CC-2", "Dan Birch")), at=CORRECTED)
+    first = first_reference("CC-1", OAK)
+
+    assert area.command(f"NOTE {first} police confirm Cara was there; typing slip").done
+
+    (gone,) = gone_children(area.conn)
+    assert gone.settled and gone.withdrawal is None
+    assert build_digest(area.conn, now=CORRECTED, since=None).gone == ()
+    assert [n for n in area.notifications() if n["kind"] == "withdrawal"] == []
+
+
 def test_a_whole_incident_gone_is_reported_child_by_child(area: Area) -> None:
     area.take(sheet(*FIRST_ROWS))
 
