@@ -124,8 +124,8 @@ class CandidateSchool:
 
 @dataclass(frozen=True)
 class ChildItem:
-    """One child's recorded decision that a person must see (and has not yet resolved with
-    ROUTE, WITHHOLD or CALLED, gateway/resolutions.py).
+    """One child's recorded decision that a person must see, until `resolved` by ROUTE,
+    WITHHOLD or CALLED (gateway/resolutions.py).
 
     `recorded_at` is when the spreadsheet was taken in; `source` says where in it the child
     is ("police.xlsx, sheet 'Daily', row 5"). `candidates` are best first.
@@ -146,6 +146,7 @@ class ChildItem:
     manager_alert: bool
     telephone: str  # the setting's number as routing recorded it (telephone tasks)
     candidates: tuple[CandidateSchool, ...]
+    resolved: bool = False  # settled by the Navigator: counted, no longer listed
 
 
 @dataclass(frozen=True)
@@ -339,7 +340,9 @@ def build_digest(
     if since is not None:
         _require_aware(since, "since")
     with _snapshot(conn):
-        decisions = [item for item in _child_items(conn) if _after(item.recorded_at, since)]
+        recorded = [item for item in _child_items(conn) if _after(item.recorded_at, since)]
+        # What the Navigator has settled (ROUTE, WITHHOLD, CALLED) is counted, not listed.
+        decisions = [item for item in recorded if not item.resolved]
         telephone_tasks = tuple(
             _telephone_task(conn, item) for item in decisions if item.outcome is Outcome.TELEPHONE
         )
@@ -362,7 +365,7 @@ def build_digest(
                 for w in sorted(key_warnings, key=_most_urgent)
             ),
             stale_contacts=tuple(stale_contacts),
-            counts=_counts(conn, decisions, since),
+            counts=_counts(conn, recorded, since),
             gone=tuple(
                 g for g in gone_children(conn) if not g.settled and _after(g.recorded_at, since)
             ),
@@ -449,10 +452,9 @@ def _child_items(conn: sqlite3.Connection) -> Iterator[ChildItem]:
     for row in conn.execute(
         "SELECT d.id, d.outcome, d.exception_kind, d.urn, d.due, d.manager_alert,"
         " unseal(d.reason) AS reason, d.incident_ref, unseal(d.record) AS record, i.received_at"
-        " FROM decision d JOIN intake i ON i.id = d.intake_id"
-        " WHERE NOT EXISTS (SELECT 1 FROM resolution r WHERE r.decision_id = d.id"
-        f" AND r.verb IN ({', '.join(repr(verb.value) for verb in RESOLVING)}))"
-        " ORDER BY i.received_at, d.id"
+        ", EXISTS (SELECT 1 FROM resolution r WHERE r.decision_id = d.id"
+        f" AND r.verb IN ({', '.join(repr(verb.value) for verb in RESOLVING)})) AS resolved"
+        " FROM decision d JOIN intake i ON i.id = d.intake_id ORDER BY i.received_at, d.id"
     ):
         record: dict[str, Any] = json.loads(row["record"])
         source = record["source_row"]
@@ -472,6 +474,7 @@ def _child_items(conn: sqlite3.Connection) -> Iterator[ChildItem]:
             school=record.get("school") or "",
             due=_instant(row["due"]) if row["due"] else None,
             manager_alert=bool(row["manager_alert"]),
+            resolved=bool(row["resolved"]),
             telephone=record.get("telephone") or "",
             candidates=tuple(
                 CandidateSchool(

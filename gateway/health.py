@@ -11,6 +11,7 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from gateway.approval import waiting
 from gateway.at_rest import key_file_beside
 from gateway.calendar import SchoolCalendar
 from gateway.clock import LONDON
@@ -72,6 +73,7 @@ def check(
                 " set [state] storage_key to a secret kept elsewhere",
             )
         )
+    findings += _approval(conn, config)
     today = now.astimezone(LONDON).date()
     for stale in stale_contacts(directory, months=keys.confirm_contacts_months, today=today):
         confirmed = stale.confirmed
@@ -95,6 +97,33 @@ def check(
                 )
             )
     return findings
+
+
+def _approval(conn: sqlite3.Connection, config: LoadedConfig) -> list[Finding]:
+    settings = config.config
+    held = len(waiting(conn))
+    if not settings.approval.required:
+        # Approval mode switched off with notifications still waiting: nothing escalates
+        # them any more, and they are never sent unless someone approves them.
+        if held:
+            return [
+                Finding(
+                    True,
+                    f"{held} notifications wait for APPROVE but approval mode is off: approve"
+                    " them (`resolve APPROVE ALL`) or withhold them, or they are never sent",
+                )
+            ]
+        return []
+    if settings.manager is None:
+        return [
+            Finding(
+                False,
+                "approval mode is on but no [manager] is configured: what is not approved by"
+                " approval.escalate_at is escalated to the Navigator, the one who has not"
+                " approved it",
+            )
+        ]
+    return []
 
 
 def _command_signers(

@@ -17,7 +17,7 @@ import json
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 
 from gateway import audit, notification_store
 from gateway.approval import approve
@@ -102,7 +102,7 @@ class _Run:
                 decision_id,
                 reference,
                 intake_id,
-                self.now.isoformat(),
+                self.now.astimezone(UTC).isoformat(),
                 self.actor,
                 self.signer,
                 text,

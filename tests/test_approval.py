@@ -30,10 +30,12 @@ from gateway.clock import LONDON, SystemClock
 from gateway.config import ApprovalSection, Config, LoadedConfig, StateSection
 from gateway.digest import build_digest, render_digest
 from gateway.errors import ConfigError
+from gateway.health import check
 from gateway.keyring import Keyring
 from gateway.operations import escalate_if_late, escalate_now
 from gateway.pgpmime import open_sealed
 from gateway.render import NavigatorContact
+from gateway.ruleset import load_rules
 from gateway.service import ESCALATE_JOB, Service
 from gateway.validation import validate
 
@@ -241,4 +243,22 @@ def test_what_arrives_after_the_escalation_time_is_escalated_at_once(world: Worl
     assert escalate_if_late(world.conn, config=world.config, now=BEFORE_NINE, actor="t") == ()
     assert escalate_if_late(world.conn, config=world.config, now=AFTER_NINE, actor="t") == (
         FINN_NOTIFICATION,
+    )
+
+
+def test_check_says_when_notifications_wait_but_approval_mode_is_off(world: World) -> None:
+    off = LoadedConfig(
+        world.config.source, world.config.config.model_copy(update={"approval": ApprovalSection()})
+    )
+    findings = check(
+        world.conn,
+        config=off,
+        calendar=load_rules(off.rules_dir).calendar,
+        keyring=world.keyring,
+        now=NINE,
+    )
+    assert any(
+        finding.problem
+        and "1 notifications wait for APPROVE but approval mode is off" in finding.text
+        for finding in findings
     )

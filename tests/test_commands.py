@@ -334,6 +334,9 @@ def test_a_routed_or_withheld_child_leaves_the_digest(world: World) -> None:
     assert world.run(f"WITHHOLD C{world.decision_id('CC-1001')} Passed to Norfolk police").done
     assert world.run(f"CALLED C{world.decision_id('CC-1002')} Spoke to the DSL").done
     assert open_items() == (0, 0)
+    # Still counted among the day's children: settled, not forgotten.
+    counts = build_digest(world.conn, now=BEFORE_NINE, since=None).counts
+    assert (counts.children, counts.exceptions, counts.to_telephone) == (3, 1, 1)
 
 
 def test_withhold_of_a_sealed_notification_cancels_its_messages_for_good(world: World) -> None:
