@@ -37,6 +37,7 @@ from gateway.imap_client import connect
 from gateway.key_import import ContactRef, import_keys
 from gateway.key_reports import contact_key_report
 from gateway.keyring import KeyStatus, open_keyring
+from gateway.legal_hold import active_holds, place_hold, release_hold
 from gateway.logs import configure_logging
 from gateway.mail_intake import PoliceMailHandler
 from gateway.mailbox_watch import Handler, poll_mailbox
@@ -51,7 +52,7 @@ from gateway.operations import (
 )
 from gateway.plan import decision_json, render_table
 from gateway.resolutions import execute
-from gateway.retention import active_holds, place_hold, purge_due, release_hold
+from gateway.retention import purge_due
 from gateway.revision_store import Planned
 from gateway.ruleset import load_rules
 from gateway.sealing import SealReport

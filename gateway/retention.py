@@ -3,14 +3,16 @@
 DESIGN.md invariant 9. An incident's personal data — each child's recorded decision (names,
 date of birth, postcode, the matching notes that quote the pupil roll) and its reason, each
 notification's content (circumstances, relationship, location, other information), the
-sealed bodies of its messages, and the gateway's own mail about it — is purged when:
+sealed bodies of its messages, the gateway's own mail about it, what the Navigator wrote
+about it (resolution texts) and the police's details kept for a ROUTE — is purged when:
 
 - every spreadsheet that brought the incident was received before the cutoff (now minus
   `[retention] days`): a police correction starts the period again;
 - the incident is not on legal hold (`hold`): a case review or proceedings keep it whole;
 - nothing of it is still waiting to be sent (a notification planned, sealed, sending or
-  retrying; a message not yet sent), and nothing of it still needs a person: a child whose
-  decision is an exception or a telephone task, or a notification that became an exception.
+  retrying, or waiting for APPROVE; a message not yet sent), and nothing of it still needs a
+  person: a child's exception or telephone task not yet resolved by ROUTE, WITHHOLD or
+  CALLED, or a notification that became an exception and was neither resent nor withheld.
   These stay, and each purge says how many are kept and why, so the DPO sees them.
 
 A spreadsheet's own bytes (kept for the police return sheet), its return sheet and, for mail
@@ -46,7 +48,8 @@ from typing import Any
 from gateway import audit
 from gateway.commands import RESOLVING
 from gateway.config import LoadedConfig
-from gateway.errors import GatewayError, StateError
+from gateway.errors import StateError
+from gateway.legal_hold import active_holds
 from gateway.outbox import MessageKind
 from gateway.own_mail import own_reference
 from gateway.smtp_intake import SEALED_SUFFIX
@@ -66,11 +69,6 @@ _UNRESOLVED = (
     "d.outcome IN ('exception', 'telephone') AND NOT EXISTS (SELECT 1 FROM resolution r"
     f" WHERE r.decision_id = d.id AND r.verb IN ({', '.join(repr(v.value) for v in RESOLVING)}))"
 )
-
-
-class RetentionError(GatewayError):
-    """A legal hold cannot be placed or released: the incident is unknown, already held, or
-    not held."""
 
 
 # --------------------------------------------------------------------------------------
@@ -153,92 +151,6 @@ def _blank(value: Any) -> Any:
     if isinstance(value, dict):
         return {}
     return value  # a number, a flag or None: not personal on its own
-
-
-# --------------------------------------------------------------------------------------
-# Legal hold
-
-
-@dataclass(frozen=True)
-class Hold:
-    incident_ref: str
-    reason: str
-    placed_at: datetime
-    placed_by: str
-
-
-def place_hold(
-    conn: sqlite3.Connection, incident_ref: str, *, reason: str, now: datetime, actor: str
-) -> Hold:
-    """Put `incident_ref` on legal hold: retention keeps all of it until it is released.
-
-    The reason (a case review, proceedings) is kept with the hold, not in the audit: it is
-    a person's words and may name someone.
-    """
-    if not reason.strip():
-        raise RetentionError("a legal hold needs a reason (--reason): what it is kept for")
-    with transaction(conn):
-        _require_incident(conn, incident_ref)
-        current = active_hold(conn, incident_ref)
-        if current is not None:
-            raise RetentionError(
-                f"incident {incident_ref} is already on legal hold, placed"
-                f" {current.placed_at:%d/%m/%Y %H:%M} UTC by {current.placed_by}"
-            )
-        conn.execute(
-            "INSERT INTO legal_hold (incident_ref, reason, placed_at, placed_by)"
-            " VALUES (?, seal(?), ?, ?)",
-            (incident_ref, reason.strip(), _utc(now), actor),
-        )
-        audit.append(conn, "hold.placed", actor=actor, at=now, incident_ref=incident_ref)
-    return Hold(incident_ref, reason.strip(), now.astimezone(UTC), actor)
-
-
-def release_hold(conn: sqlite3.Connection, incident_ref: str, *, now: datetime, actor: str) -> Hold:
-    """Release the legal hold on `incident_ref`: the next purge treats it like any other."""
-    with transaction(conn):
-        current = active_hold(conn, incident_ref)
-        if current is None:
-            raise RetentionError(f"incident {incident_ref} is not on legal hold")
-        conn.execute(
-            "UPDATE legal_hold SET released_at = ?, released_by = ?"
-            " WHERE incident_ref = ? AND released_at IS NULL",
-            (_utc(now), actor, incident_ref),
-        )
-        audit.append(conn, "hold.released", actor=actor, at=now, incident_ref=incident_ref)
-    return current
-
-
-def active_hold(conn: sqlite3.Connection, incident_ref: str) -> Hold | None:
-    row = conn.execute(
-        "SELECT incident_ref, unseal(reason), placed_at, placed_by FROM legal_hold"
-        " WHERE incident_ref = ? AND released_at IS NULL",
-        (incident_ref,),
-    ).fetchone()
-    return None if row is None else _hold(row)
-
-
-def active_holds(conn: sqlite3.Connection) -> list[Hold]:
-    rows = conn.execute(
-        "SELECT incident_ref, unseal(reason), placed_at, placed_by FROM legal_hold"
-        " WHERE released_at IS NULL ORDER BY placed_at, incident_ref"
-    )
-    return [_hold(row) for row in rows]
-
-
-def _hold(row: sqlite3.Row) -> Hold:
-    return Hold(row[0], row[1], datetime.fromisoformat(row[2]), row[3])
-
-
-def _require_incident(conn: sqlite3.Connection, incident_ref: str) -> None:
-    found = conn.execute(
-        "SELECT 1 FROM decision WHERE incident_ref = ? LIMIT 1", (incident_ref,)
-    ).fetchone()
-    if found is None:
-        raise RetentionError(
-            f"no incident {incident_ref!r} is recorded: give the police incident reference"
-            " exactly as in the Navigator's record (`audit export`)"
-        )
 
 
 # --------------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from gateway.config import (
 from gateway.errors import ConfigError
 from gateway.intake_store import record_plan
 from gateway.keyring import Keyring
+from gateway.legal_hold import place_hold
 from gateway.manager_alert import queue_manager_alerts
 from gateway.model import (
     ChildRecord,
@@ -46,7 +47,7 @@ from gateway.model import (
     SourceRow,
 )
 from gateway.notification_store import notification_from_json, notification_json
-from gateway.retention import NOTIFICATION_SKELETON, PURGED, place_hold, purge, redact
+from gateway.retention import NOTIFICATION_SKELETON, PURGED, purge, redact
 from gateway.service import PURGE_JOB, Service
 from gateway.store import open_state
 
