@@ -32,7 +32,7 @@ from gateway.demo_summary import render_summary
 from gateway.directory import SqliteDirectory
 from gateway.directory_refresh import configured_files, import_and_welcome
 from gateway.errors import ConfigError, GatewayError, StateError
-from gateway.health import check
+from gateway.health import Finding, check
 from gateway.imap_client import connect
 from gateway.key_import import ContactRef, import_keys
 from gateway.key_reports import contact_key_report
@@ -61,7 +61,7 @@ from gateway.smtp_intake import read_kept
 from gateway.store import open_config_state, storage_key, transaction
 from gateway.subject_access import export_subject_access, find_subject
 from gateway.tracking import TrackingHandler
-from gateway.welcome import load_onboarding_rules
+from gateway.welcome import load_onboarding_rules, placeholder_addresses
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -437,11 +437,16 @@ def check_command(obj: Context) -> None:
     """Check configuration, directory, keys and calendars; exit 1 if anything is a problem."""
     conn = _state(obj)
     rules = load_rules(obj.config.rules_dir)  # a malformed rules file stops here, named
-    load_onboarding_rules(obj.config.rules_dir, area_la_codes=rules.routing.area_la_codes)
+    onboarding = load_onboarding_rules(
+        obj.config.rules_dir, area_la_codes=rules.routing.area_la_codes
+    )
     with open_keyring(obj.config.config.gnupg.home) as keyring:
         findings = check(
             conn, config=obj.config, calendar=rules.calendar, keyring=keyring, now=obj.clock.now()
         )
+    findings += [
+        Finding(False, line) for line in placeholder_addresses(onboarding, obj.config.rules_dir)
+    ]
     for finding in findings:
         click.echo(finding.render())
     problems = sum(1 for finding in findings if finding.problem)

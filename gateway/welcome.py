@@ -16,6 +16,7 @@ and each is covered by the Navigator's signature like the rest.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -69,6 +70,24 @@ def load_onboarding_rules(rules_dir: Path, *, area_la_codes: tuple[int, ...]) ->
             "routing.toml area_la_codes; add [local_authorities.<code>] with its council"
         )
     return rules
+
+
+# Domains reserved for examples and tests (RFC 2606, RFC 6761): mail to them goes nowhere.
+_RESERVED_DOMAIN = re.compile(
+    r"(?:^|\.)(?:example\.(?:com|net|org)|example|test|invalid|localhost)$", re.IGNORECASE
+)
+
+
+def placeholder_addresses(rules: OnboardingRules, rules_dir: Path) -> list[str]:
+    """A line for each LA whose questions address is still a placeholder (a reserved domain,
+    as shipped): the letter to parents and carers would give it to every family."""
+    return [
+        f"{rules_dir / 'onboarding.toml'}: local_authorities.{code}.questions_email "
+        f"{authority.questions_email} is a placeholder; the letter to parents and carers "
+        "gives it: set the real team's address"
+        for code, authority in sorted(rules.local_authorities.items())
+        if _RESERVED_DOMAIN.search(authority.questions_email.rpartition("@")[2])
+    ]
 
 
 @dataclass(frozen=True)

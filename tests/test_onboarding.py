@@ -245,3 +245,19 @@ def test_check_stops_on_onboarding_rules_that_miss_a_council(tmp_path: Path) -> 
     result = CliRunner().invoke(cli, ["--config", str(config), "check"])
     assert result.exit_code == 2
     assert "onboarding.toml: local_authorities: no entry for LA 874" in result.output
+
+
+def test_check_warns_while_a_councils_questions_address_is_a_placeholder(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    shutil.copytree(REPOSITORY_RULES, rules)
+    text = (rules / "onboarding.toml").read_text(encoding="utf-8")
+    real = text.replace("@peterborough.example.org", "@peterborough-council.internal")
+    (rules / "onboarding.toml").write_text(real, encoding="utf-8")
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'[rules]\ndirectory = "{rules}"\n[state]\ndatabase = "state/g.sqlite3"\n')
+    output = CliRunner().invoke(cli, ["--config", str(config), "check"]).output
+    assert (
+        "warning: " + str(rules / "onboarding.toml") + ": local_authorities.873.questions_email "
+        "education.safeguarding@cambridgeshire.example.org is a placeholder"
+    ) in output
+    assert "local_authorities.874" not in output
