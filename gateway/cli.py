@@ -206,16 +206,16 @@ def process(obj: Context, file: Path, dry_run: bool, as_json: bool) -> None:
         + "".join(
             f", {count} {label}"
             for label, count in (
-                ("naming a child added", taken.planned.get(Planned.ADDED, 0)),
-                ("amendments", taken.planned.get(Planned.AMENDMENT, 0)),
-                ("already told, unchanged", taken.planned.get(Planned.UNCHANGED, 0)),
+                ("further (a child added)", taken.planned.get(Planned.ADDED, 0)),
+                ("amended", taken.planned.get(Planned.AMENDMENT, 0)),
+                ("unchanged since an earlier file", taken.planned.get(Planned.UNCHANGED, 0)),
             )
             if count
         )
     )
     if taken.gone:
         say(
-            f"{taken.gone} children of the spreadsheet this one corrects are missing from it:"
+            f"gone from the spreadsheet this one corrects: {taken.gone} of its children,"
             " listed for the Navigator in the digest"
         )
     if taken.sealing is None:

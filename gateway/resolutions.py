@@ -564,7 +564,9 @@ def _withdraw(run: _Run) -> tuple[str, bool]:
                 f" school: {excepted.reason}; it is listed with the notifications not sent",
                 False,
             )
-    return f"withdrawal notice {notice.reference} ({named}) sealed, to be sent at once", True
+    send_now = notice.due <= run.now
+    when = "at once" if send_now else f"{uk_datetime(notice.due)}, after what it withdraws"
+    return f"withdrawal notice {notice.reference} ({named}) sealed, to be sent {when}", send_now
 
 
 _VERBS: dict[Verb, Callable[[_Run], tuple[str, bool]]] = {

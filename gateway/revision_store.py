@@ -288,12 +288,21 @@ def gone_children(conn: sqlite3.Connection) -> list[GoneChild]:
 # Withdrawal notices
 
 
+_ON_ITS_WAY = (
+    NotificationState.PLANNED,
+    NotificationState.SEALED,
+    NotificationState.SENDING,
+    NotificationState.FAILED,
+)
+
+
 def plan_withdrawal(
     conn: sqlite3.Connection, reference: str, *, now: datetime, actor: str
 ) -> Notification:
-    """Plan, due `now`, a withdrawal notice to the school of notification `reference` (the
-    first about an incident, or one of its follow-ups), to be sealed and sent like any
-    notification; returns it.
+    """Plan a withdrawal notice to the school of notification `reference` (the first about
+    an incident, or one of its follow-ups), to be sealed and sent like any notification, due
+    `now` — or, when a notification it withdraws is still waiting to be sent, with it, never
+    before it; returns it.
 
     It withdraws the children of that incident at that school whom a corrected spreadsheet
     no longer has (the open items of `gone_children`); when there are none — the Navigator
@@ -316,10 +325,11 @@ def plan_withdrawal(
             )
         first = row["follows"] or reference
         stored = notification_store.chain(conn, row["incident_ref"], row["urn"])
-        if not any(s.state != NotificationState.EXCEPTION for s in stored):
+        never_sent = (NotificationState.EXCEPTION, NotificationState.WITHHELD)
+        if all(s.state in never_sent for s in stored):
             raise WithdrawalRefused(
                 f"{reference}: no notification about this incident was sealed for the school"
-                " (each is an exception): there is nothing to withdraw"
+                " (each is an exception or withheld): there is nothing to withdraw"
             )
         told = what_was_told([s.notification for s in stored])
         if not told.children:
@@ -344,13 +354,16 @@ def plan_withdrawal(
                 "SELECT intake_id FROM notification WHERE reference = ?", (first,)
             ).fetchone()[0]
         )
+        # Never before what it withdraws: a notification still waiting for 09:00 goes first
+        # (dispatch sends in order of due time, then of sealing).
+        waiting = [s.notification.due for s in stored if s.state in _ON_ITS_WAY]
         notice = Notification(
             reference=told.next_reference,
             incident=told.incident,
             urn=row["urn"],
             school_name=stored[0].notification.school_name,
             children=tuple(withdrawn),
-            due=now,
+            due=max([now, *waiting]),
             kind=NotificationKind.WITHDRAWAL,
             follows=first,
         )

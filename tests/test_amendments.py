@@ -16,6 +16,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from invariants import assert_sealed
 from openpyxl import Workbook
 from pgp_keys import KeyFactory, PgpKey
@@ -30,6 +31,7 @@ from gateway.amendments import (
     sheet_name,
     what_was_told,
 )
+from gateway.cli import cli
 from gateway.commands import parse_command
 from gateway.config import (
     Config,
@@ -56,6 +58,7 @@ ARRIVAL = datetime(2026, 3, 2, 7, 0, tzinfo=UTC)  # Monday morning, before 09:00
 CORRECTED = ARRIVAL + timedelta(hours=1)  # the police's corrected resend, the same morning
 NEXT_DAY = ARRIVAL + timedelta(days=1)
 NINE = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+LATE_MORNING = datetime(2026, 3, 2, 10, 30, tzinfo=UTC)  # a correction after the 09:00 send
 FILE = "Encompass daily.xlsx"
 
 ELM, OAK = 110001, 110002
@@ -152,12 +155,10 @@ class Area:
         assert isinstance(text, EmailMessage)
         return str(text.get_content())
 
-    def command(self, line: str) -> CommandResult:
+    def command(self, line: str, *, now: datetime = CORRECTED) -> CommandResult:
         """The Navigator's command, as by signed mail or `resolve`."""
         command = parse_command(line)
-        return execute(
-            self.conn, command, config=self.config, now=CORRECTED, actor="test", signer=None
-        )
+        return execute(self.conn, command, config=self.config, now=now, actor="test", signer=None)
 
     def audit(self, event: str) -> list[dict[str, object]]:
         rows = self.conn.execute("SELECT data FROM audit WHERE event = ?", (event,)).fetchall()
@@ -220,6 +221,36 @@ def test_the_first_file_notifies_each_school_of_its_own_children(area: Area) -> 
     assert taken.planned == {Planned.FIRST: 3}
     assert area.opened(first_reference("CC-1", ELM), names=["Ava Ashdown"])
     assert area.opened(first_reference("CC-1", OAK), names=["Cara Ashdown"])
+
+
+def test_process_says_what_a_corrected_resend_planned_and_what_is_gone(
+    area: Area, tmp_path: Path
+) -> None:
+    settings = area.config.config
+    assert settings.navigator.fingerprint is not None
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        f'[state]\ndatabase = "{settings.state.database}"\n'
+        f'[gnupg]\nhome = "{settings.gnupg.home}"\n'
+        f'[navigator]\nemail = "{settings.navigator.email}"\n'
+        f'fingerprint = "{settings.navigator.fingerprint}"\n',
+        encoding="utf-8",
+    )
+    first, corrected = tmp_path / FILE, tmp_path / "Encompass daily (corrected).xlsx"
+    first.write_bytes(sheet(*FIRST_ROWS))
+    corrected.write_bytes(sheet(row("CC-1", "Ava Ashdown", time="23:40"), row("CC-2", "Dan Birch")))
+
+    def process(path: Path, now: datetime) -> str:
+        argv = ["--config", str(config), "--now", now.isoformat(), "process", str(path)]
+        result = CliRunner().invoke(cli, argv)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    assert "notifications: 3 planned\n" in process(first, ARRIVAL)
+    said = process(corrected, CORRECTED)
+
+    assert "notifications: 0 planned, 1 amended, 1 unchanged since an earlier file\n" in said
+    assert "gone from the spreadsheet this one corrects: 1 of its children" in said
 
 
 def test_an_identical_resend_records_and_sends_nothing(area: Area) -> None:
@@ -353,10 +384,11 @@ def test_a_removed_child_is_reported_to_the_navigator_not_sent_anything(area: Ar
 
 def test_a_withdrawal_notice_is_sealed_to_the_school_on_request(area: Area) -> None:
     area.take(sheet(*FIRST_ROWS))
-    area.take(sheet(row("CC-1", "Ava Ashdown"), row("CC-2", "Dan Birch")), at=CORRECTED)
+    send_all(area, at=NINE)
+    area.take(sheet(row("CC-1", "Ava Ashdown"), row("CC-2", "Dan Birch")), at=LATE_MORNING)
     first = first_reference("CC-1", OAK)
 
-    result = area.command(f"WITHDRAW {first}")
+    result = area.command(f"WITHDRAW {first}", now=LATE_MORNING)
 
     assert result.done and result.send_now, result.line
     (notice,) = [n for n in area.notifications() if n["kind"] == "withdrawal"]
@@ -373,8 +405,25 @@ def test_a_withdrawal_notice_is_sealed_to_the_school_on_request(area: Area) -> N
     assert gone.withdrawal == notice["reference"]
     digest = build_digest(area.conn, now=CORRECTED, since=None)
     assert digest.gone == ()  # settled: no longer the Navigator's to decide
-    again = area.command(f"WITHDRAW {first}")
+    again = area.command(f"WITHDRAW {first}", now=LATE_MORNING)
     assert not again.done and "already been withdrawn" in again.detail
+
+
+def test_a_withdrawal_never_goes_before_the_notification_it_withdraws(area: Area) -> None:
+    area.take(sheet(*FIRST_ROWS))  # Cara's notification waits for 09:00
+    area.take(sheet(row("CC-1", "Ava Ashdown"), row("CC-2", "Dan Birch")), at=CORRECTED)
+    first = first_reference("CC-1", OAK)
+
+    result = area.command(f"WITHDRAW {first}")
+
+    assert result.done and not result.send_now, result.line
+    assert "to be sent Monday 2 March 2026, 09:00, after what it withdraws" in result.detail
+    dues = dict(
+        area.conn.execute(
+            "SELECT reference, due FROM message WHERE reference IN (?, ?)", (first, f"{first}-2")
+        ).fetchall()
+    )
+    assert dues[first] == dues[f"{first}-2"]  # the same 09:00: sent in sealing order
 
 
 def test_a_note_on_a_gone_child_settles_it_without_a_withdrawal(area: Area) -> None:
