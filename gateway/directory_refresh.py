@@ -186,6 +186,8 @@ def refresh_directory(
     except GatewayError as error:
         return _failed(conn, config=config, files=files, error=error, now=now, actor=actor)
     welcomes = send_pending_welcomes(conn, config=config, now=now, actor=actor)
+    for line in welcomes.waiting:  # schools and URNs only: no person is named
+        log.warning("%s", line)
     if summary is None:
         log.info("directory refresh skipped: the files are those of the last import")
         return Refresh(RefreshOutcome.SKIPPED, welcomes=welcomes)

@@ -223,3 +223,19 @@ def test_a_new_dsl_waits_while_the_pack_cannot_be_signed_and_goes_with_the_next_
         (school.urn, "waiting.dsl@school.example.org")
     ]
     assert refresh(day, WEDNESDAY_SIX).welcomes.queued == ()
+
+
+def test_a_refresh_logs_the_new_dsls_still_waiting_without_naming_them(
+    day: SendingDay, caplog: pytest.LogCaptureFixture
+) -> None:
+    rows = day.contacts()
+    outside = next(
+        e for e in day.sample.directory.establishments if e.is_open and e.la_code not in (873, 874)
+    )
+    (dsl,) = [r for r in rows if int(r["URN"]) == outside.urn and r["Role"] == "DSL"]
+    dsl["Email"] = "new.dsl@elsewhere.example.org"
+    day.write_contacts(rows)
+    with caplog.at_level("WARNING", logger="gateway.directory_refresh"):
+        refresh(day, TUESDAY_SIX)
+    assert f"new DSL not welcomed yet: {outside.name} (URN {outside.urn})" in caplog.text
+    assert "new.dsl@" not in caplog.text and dsl["Name"] not in caplog.text
