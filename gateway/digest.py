@@ -324,25 +324,34 @@ def build_digest(
     key_warnings: Sequence[KeyWarning] = (),
     stale_contacts: Sequence[StaleContact] = (),
     approve_by: str | None = None,
+    told_since: datetime | None = None,
 ) -> Digest:
     """The digest as the database stands at `now`.
+
+    What waits for a decision (exceptions, telephone tasks, notifications that could not
+    leave or wait for APPROVE, children gone from a corrected sheet) is listed until the
+    Navigator settles it. What needs no decision — children withheld, manager alerts,
+    contacts passed over, mail returned, undelivered or quarantined — is listed once: only
+    when recorded after `told_since` (the previous digest), so the morning digest does not
+    grow by every such item ever recorded.
 
     `approve_by` is approval mode's escalation time (approval.escalate_at), said beside the
     notifications waiting for APPROVE.
 
     With `since`, only what was recorded after that instant (the digest sent again when new
     exceptions arrive after the morning one); key warnings and contacts to confirm are
-    listed as given (the caller knows which are new). With None,
-    everything still open: notifications still in exception, and every recorded decision
-    and quarantined message (the gateway records no resolution of those yet).
+    listed as given (the caller knows which are new). With None, everything still open.
     """
     _require_aware(now, "now")
-    if since is not None:
-        _require_aware(since, "since")
+    for name, instant in (("since", since), ("told_since", told_since)):
+        if instant is not None:
+            _require_aware(instant, name)
+    told = max(since, told_since) if since and told_since else since or told_since
     with _snapshot(conn):
         recorded = [item for item in _child_items(conn) if _after(item.recorded_at, since)]
         # What the Navigator has settled (ROUTE, WITHHOLD, CALLED) is counted, not listed.
         decisions = [item for item in recorded if not item.resolved]
+        untold = [item for item in decisions if _after(item.recorded_at, told)]
         telephone_tasks = tuple(
             _telephone_task(conn, item) for item in decisions if item.outcome is Outcome.TELEPHONE
         )
@@ -354,12 +363,12 @@ def build_digest(
                 n for n in _notification_exceptions(conn) if _after(n.at, since)
             ),
             telephone_tasks=telephone_tasks,
-            withheld=tuple(d for d in decisions if d.outcome is Outcome.WITHHOLD),
-            manager_alerts=tuple(d for d in decisions if d.manager_alert),
-            passed_over=tuple(p for p in _passed_over(conn) if _after(p.at, since)),
-            returned=tuple(r for r in _returned(conn) if _after(r.at, since)),
-            undelivered=tuple(u for u in _undelivered(conn) if _after(u.at, since)),
-            quarantined=tuple(q for q in _quarantined(conn) if _after(q.recorded_at, since)),
+            withheld=tuple(d for d in untold if d.outcome is Outcome.WITHHOLD),
+            manager_alerts=tuple(d for d in untold if d.manager_alert),
+            passed_over=tuple(p for p in _passed_over(conn) if _after(p.at, told)),
+            returned=tuple(r for r in _returned(conn) if _after(r.at, told)),
+            undelivered=tuple(u for u in _undelivered(conn) if _after(u.at, told)),
+            quarantined=tuple(q for q in _quarantined(conn) if _after(q.recorded_at, told)),
             key_warnings=tuple(
                 KeyWarningItem(w, _school_name(conn, w.urn), _contact_name(conn, w))
                 for w in sorted(key_warnings, key=_most_urgent)

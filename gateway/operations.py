@@ -329,11 +329,12 @@ def queue_digest(
         )
     )
     with open_keyring(settings.gnupg.home) as keyring:
-        since = last_digest(conn) if only_new else None
+        previous = last_digest(conn)
         found = build_digest(
             conn,
             now=now,
-            since=since,
+            since=previous if only_new else None,
+            told_since=previous,
             key_warnings=warnings,
             stale_contacts=stale,
             approve_by=settings.approval.escalate_at,

@@ -375,6 +375,28 @@ def test_manager_alerts_raised_are_listed(tmp_path: Path) -> None:
     assert "MANAGER ALERTS RAISED (1)" in text
 
 
+def test_the_next_morning_what_needs_no_decision_is_not_listed_again_but_exceptions_are(
+    tmp_path: Path,
+) -> None:
+    conn = morning(tmp_path)
+    quarantine(conn, "not signed by a pinned police key", at=ARRIVAL, uid=3)
+    first = digest_of(conn)
+    assert first.withheld and first.manager_alerts and first.quarantined
+    next_morning = build_digest(
+        conn, now=DIGEST_AT + timedelta(days=1), since=None, told_since=DIGEST_AT
+    )
+    assert (next_morning.withheld, next_morning.manager_alerts, next_morning.quarantined) == (
+        (),
+        (),
+        (),
+    )
+    # An exception waits for the Navigator's decision: still there until settled.
+    assert [c.child for c in next_morning.child_exceptions] == [
+        c.child for c in first.child_exceptions
+    ]
+    assert next_morning.child_exceptions
+
+
 def test_notification_exceptions_name_the_kind_reason_school_and_children(tmp_path: Path) -> None:
     conn = morning(tmp_path)
     intake = conn.execute("SELECT id FROM intake").fetchone()[0]
