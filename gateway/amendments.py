@@ -212,31 +212,47 @@ def revises(later: Sheet, earlier: Sheet) -> bool:
 
 @dataclass(frozen=True)
 class SeenChild:
-    """A child of a recorded spreadsheet: its decision's row id, incident and identity."""
+    """A child of a recorded spreadsheet: its decision's row id, incident and identity, and
+    the school it was to be notified to (None when it was not to be notified)."""
 
     decision_id: int
     incident_ref: str
     identity: str
+    urn: int | None = None
 
 
 @dataclass(frozen=True)
 class Gone:
     """A child of the earlier file missing from its revision (`incident_gone`: the whole
-    incident is missing)."""
+    incident is missing), or (`moved`) to be notified to another school by it."""
 
     decision_id: int
     incident_ref: str
     incident_gone: bool
+    moved: bool = False
 
 
 def gone_from(earlier: Sequence[SeenChild], later: Sequence[SeenChild]) -> list[Gone]:
-    """The children of `earlier` that `later`, its revision, no longer has."""
-    kept = {(child.incident_ref, child.identity) for child in later}
+    """The children of `earlier` that `later`, its revision, no longer has — or no longer
+    has at the school they were notified to: the first school was told about a child the
+    corrected file says is another school's, which the Navigator must know of."""
+    schools: dict[tuple[str, str], set[int | None]] = {}
+    for child in later:
+        schools.setdefault((child.incident_ref, child.identity), set()).add(child.urn)
     incidents = {child.incident_ref for child in later}
-    return [
-        Gone(child.decision_id, child.incident_ref, child.incident_ref not in incidents)
-        for child in earlier
+    gone = []
+    for child in earlier:
         # A row the police's file had no incident reference for cannot be followed across
         # files: it was an exception for the Navigator in the earlier file already.
-        if child.incident_ref and (child.incident_ref, child.identity) not in kept
-    ]
+        if not child.incident_ref:
+            continue
+        now_at = schools.get((child.incident_ref, child.identity))
+        if now_at is None:
+            gone.append(
+                Gone(child.decision_id, child.incident_ref, child.incident_ref not in incidents)
+            )
+        elif child.urn is not None and child.urn not in now_at and None not in now_at:
+            # Not when the child is now an exception (or withheld, or a telephone task):
+            # the Navigator has the child before them already.
+            gone.append(Gone(child.decision_id, child.incident_ref, False, moved=True))
+    return gone

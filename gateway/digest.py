@@ -885,6 +885,7 @@ def _gone(item: GoneChild) -> dict[str, Any]:
         "dob": uk_date(item.dob) if item.dob is not None else "not given",
         "incident_ref": clean_line(item.incident_ref),
         "incident_gone": item.incident_gone,
+        "moved": item.moved,
         "school": _school(item.school, item.urn) if item.urn is not None else "",
         "reference": clean_line(item.reference) if item.reference else None,
         "item": item.item,

@@ -28,7 +28,7 @@ from gateway.amendments import (
 )
 from gateway.clock import LONDON
 from gateway.errors import GatewayError
-from gateway.model import Notification, NotificationKind
+from gateway.model import Notification, NotificationKind, Outcome
 from gateway.notification_store import NotificationState
 from gateway.store import transaction
 
@@ -126,14 +126,15 @@ def record_gone(conn: sqlite3.Connection, intake_id: int, *, at: datetime, actor
                 reference = first["reference"] if first else None
             cursor = conn.execute(
                 "INSERT OR IGNORE INTO disappearance (intake_id, revised_intake_id,"
-                " decision_id, incident_ref, incident_gone, urn, reference, recorded_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " decision_id, incident_ref, incident_gone, moved, urn, reference, recorded_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     intake_id,
                     revised,
                     child.decision_id,
                     child.incident_ref,
                     int(child.incident_gone),
+                    int(child.moved),
                     decision["urn"],
                     reference,
                     at.astimezone(UTC).isoformat(),
@@ -150,6 +151,7 @@ def record_gone(conn: sqlite3.Connection, intake_id: int, *, at: datetime, actor
                 item=cursor.lastrowid,
                 incident_ref=child.incident_ref,
                 incident_gone=child.incident_gone,
+                moved=child.moved,
                 urn=decision["urn"],
                 reference=reference,
             )
@@ -186,9 +188,14 @@ def _revised_intake(conn: sqlite3.Connection, intake_id: int, later: Sheet) -> i
 
 def _seen(conn: sqlite3.Connection, intake_id: int) -> list[SeenChild]:
     return [
-        SeenChild(row["id"], row["incident_ref"], _identity(json.loads(row["record"])))
+        SeenChild(
+            row["id"],
+            row["incident_ref"],
+            _identity(json.loads(row["record"])),
+            row["urn"] if row["outcome"] == Outcome.NOTIFY.value else None,
+        )
         for row in conn.execute(
-            "SELECT id, incident_ref, unseal(record) AS record FROM decision"
+            "SELECT id, incident_ref, outcome, urn, unseal(record) AS record FROM decision"
             " WHERE intake_id = ? ORDER BY id",
             (intake_id,),
         )
@@ -217,6 +224,7 @@ class GoneChild:
     revised_file_name: str
     incident_ref: str
     incident_gone: bool
+    moved: bool  # still in the file, to be notified to another school
     decision_id: int
     child: str
     dob: date | None
@@ -242,7 +250,8 @@ def gone_children(conn: sqlite3.Connection) -> list[GoneChild]:
     """Every child recorded as gone from a revised spreadsheet, oldest first."""
     found = []
     for row in conn.execute(
-        "SELECT g.id, g.recorded_at, g.incident_ref, g.incident_gone, g.decision_id, g.urn,"
+        "SELECT g.id, g.recorded_at, g.incident_ref, g.incident_gone, g.moved, g.decision_id,"
+        " g.urn,"
         " g.reference, g.withdrawal, d.outcome, unseal(d.record) AS record,"
         " later.file_name AS file_name, earlier.file_name AS revised_file_name"
         " FROM disappearance g"
@@ -270,6 +279,7 @@ def gone_children(conn: sqlite3.Connection) -> list[GoneChild]:
                 revised_file_name=row["revised_file_name"],
                 incident_ref=row["incident_ref"],
                 incident_gone=bool(row["incident_gone"]),
+                moved=bool(row["moved"]),
                 decision_id=row["decision_id"],
                 child=record.get("child") or "",
                 dob=date.fromisoformat(record["dob"]) if record.get("dob") else None,

@@ -461,6 +461,12 @@ MIGRATIONS: tuple[str, ...] = (
         last_at TEXT NOT NULL
     );
     """,
+    # A child whom a corrected spreadsheet routes to another school than the one notified is
+    # reported too (gateway/amendments.py `gone_from`): the first school was told of a child
+    # who, it now seems, is not theirs.
+    """
+    ALTER TABLE disappearance ADD COLUMN moved INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 

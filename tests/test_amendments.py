@@ -439,6 +439,31 @@ def test_a_note_on_a_gone_child_settles_it_without_a_withdrawal(area: Area) -> N
     assert [n for n in area.notifications() if n["kind"] == "withdrawal"] == []
 
 
+def test_a_child_now_routed_to_another_school_is_reported_for_the_first(area: Area) -> None:
+    area.take(sheet(*FIRST_ROWS))
+    # The pupil roll refreshed between the files: Cara has moved to Elm.
+    area.conn.execute("UPDATE pupil SET urn = ? WHERE legal_forename = 'Cara'", (ELM,))
+
+    taken = area.take(sheet(*FIRST_ROWS, saved_by="desk, again"), at=CORRECTED)
+
+    assert taken.planned == {Planned.ADDED: 1, Planned.UNCHANGED: 1}
+    elm = first_reference("CC-1", ELM)
+    assert area.opened(f"{elm}-2", names=["Cara Ashdown"])
+    (gone,) = gone_children(area.conn)
+    assert (gone.child, gone.moved, gone.reference) == (
+        "Cara Ashdown",
+        True,
+        first_reference("CC-1", OAK),
+    )
+    digest = render_digest(
+        build_digest(area.conn, now=CORRECTED, since=None),
+        navigator=NavigatorContact("Nav", "nav@example.org"),
+    )
+    plain = digest.get_body(("plain",))
+    assert isinstance(plain, EmailMessage)
+    assert "now at another school" in str(plain.get_content())
+
+
 def test_a_whole_incident_gone_is_reported_child_by_child(area: Area) -> None:
     area.take(sheet(*FIRST_ROWS))
 
