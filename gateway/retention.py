@@ -586,11 +586,18 @@ def _redacted_json(stored: str, skeleton: _Spec) -> str | None:
 def _spool_files(
     conn: sqlite3.Connection, spool: Path | None, cutoff: datetime, purged_intakes: set[int]
 ) -> list[Path]:
-    """Spooled mail to remove: police mail whose spreadsheets are all purged, and any other
-    (quarantined, refused) received before the cutoff."""
+    """Spooled mail to remove: police mail whose spreadsheets are all purged, any other
+    (quarantined, refused) received before the cutoff, and what was left in incoming/ by a
+    delivery that never committed (answered 451; the sender gave up or sent it again) and
+    is older than the cutoff by its file's own time — nothing else records it."""
     if spool is None:
         return []
-    found = []
+    incoming = spool / "incoming"
+    found = sorted(
+        path
+        for path in (incoming.iterdir() if incoming.is_dir() else ())
+        if path.is_file() and datetime.fromtimestamp(path.stat().st_mtime, UTC) < cutoff
+    )
     for row in conn.execute(
         "SELECT uid, disposition, reference, target, recorded_at FROM inbound_message"
         " WHERE mailbox = 'smtp' AND moved = 1"

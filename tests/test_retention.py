@@ -3,6 +3,7 @@ remains anywhere in the state database or on disk; the audit still verifies; a h
 and anything still needing a person are kept whole; every purge is audited."""
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -341,6 +342,23 @@ def test_spooled_police_mail_stays_while_an_incident_of_it_needs_a_person(
     _run(listening.config, "dispatch", now=AT_NINE)
     _run(listening.config, "purge", now=AFTER_THE_PERIOD)
     assert _spooled(listening)["intake"].exists()
+
+
+def test_a_delivery_left_in_incoming_goes_after_the_period_by_its_files_age(
+    listening: Site,  # noqa: F811
+) -> None:
+    # A message kept in incoming/ whose record never committed (answered 451; the police's
+    # server gave up): nothing in the database names it.
+    incoming = listening.spool / "incoming"
+    incoming.mkdir(parents=True, exist_ok=True)
+    old, recent = incoming / f"{'a' * 64}.eml.sealed", incoming / f"{'b' * 64}.eml.sealed"
+    for path, at in ((old, "2026-03-02T07:00:00+00:00"), (recent, "2027-03-01T07:00:00+00:00")):
+        path.write_bytes(b"sealed")
+        stamp = datetime.fromisoformat(at).timestamp()
+        os.utime(path, (stamp, stamp))
+    said = _run(listening.config, "purge", now=AFTER_THE_PERIOD)
+    assert "spool files: 1" in said
+    assert (old.exists(), recent.exists()) == (False, True)
 
 
 # --------------------------------------------------------------------------------------
