@@ -13,12 +13,8 @@ from gateway import audit
 from gateway.approval import escalate, hold_intake_for_approval
 from gateway.clock import LONDON
 from gateway.config import LoadedConfig
-from gateway.digest import (
-    build_chase_list,
-    build_digest,
-    render_chase_list,
-    render_digest,
-)
+from gateway.digest import build_chase_list, build_digest
+from gateway.digest_render import render_chase_list, render_digest
 from gateway.directory import SqliteDirectory
 from gateway.dispatch import DispatchReport, dispatch_due
 from gateway.errors import SpreadsheetRefused, StateError

@@ -41,7 +41,8 @@ from gateway.config import (
     NavigatorSection,
     StateSection,
 )
-from gateway.digest import build_digest, render_digest
+from gateway.digest import build_digest
+from gateway.digest_render import render_digest
 from gateway.keyring import Keyring
 from gateway.model import ExceptionKind, Notification
 from gateway.notification_store import NotificationState

@@ -28,7 +28,8 @@ from test_directory_refresh import serve_until_scheduled
 from gateway.cli import cli
 from gateway.clock import LONDON, SystemClock
 from gateway.config import ApprovalSection, Config, LoadedConfig, StateSection
-from gateway.digest import build_digest, render_digest
+from gateway.digest import build_digest
+from gateway.digest_render import render_digest
 from gateway.errors import ConfigError
 from gateway.health import check
 from gateway.keyring import Keyring

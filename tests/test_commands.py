@@ -42,7 +42,8 @@ from gateway.commands import (
     parse_command,
     parse_commands,
 )
-from gateway.digest import build_digest, render_digest
+from gateway.digest import build_digest
+from gateway.digest_render import render_digest
 from gateway.keyring import Keyring
 from gateway.notifications import reference_code
 from gateway.render import NavigatorContact

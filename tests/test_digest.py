@@ -17,15 +17,8 @@ import pytest
 
 from gateway import audit
 from gateway.clock import LONDON
-from gateway.digest import (
-    EXCEPTION_LABELS,
-    ChaseList,
-    Digest,
-    build_chase_list,
-    build_digest,
-    render_chase_list,
-    render_digest,
-)
+from gateway.digest import ChaseList, Digest, build_chase_list, build_digest
+from gateway.digest_render import EXCEPTION_LABELS, render_chase_list, render_digest
 from gateway.intake_store import record_plan
 from gateway.key_lifecycle import KeyWarning
 from gateway.model import (
