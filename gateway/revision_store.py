@@ -240,18 +240,21 @@ class GoneChild:
         """The code the Navigator answers it by: the notification, or the child's decision."""
         return self.reference or f"C{self.decision_id}"
 
+    named_again: bool = False  # a later spreadsheet names the child again, at that school
+
     @property
     def settled(self) -> bool:
-        """Withdrawn, or answered by the Navigator: no longer theirs to decide."""
-        return self.withdrawal is not None or self.answered_at is not None
+        """Withdrawn, answered by the Navigator, or named again by the police: no longer
+        the Navigator's to decide."""
+        return self.withdrawal is not None or self.answered_at is not None or self.named_again
 
 
 def gone_children(conn: sqlite3.Connection) -> list[GoneChild]:
     """Every child recorded as gone from a revised spreadsheet, oldest first."""
     found = []
     for row in conn.execute(
-        "SELECT g.id, g.recorded_at, g.incident_ref, g.incident_gone, g.moved, g.decision_id,"
-        " g.urn,"
+        "SELECT g.id, g.intake_id, g.recorded_at, g.incident_ref, g.incident_gone, g.moved,"
+        " g.decision_id, g.urn,"
         " g.reference, g.withdrawal, d.outcome, unseal(d.record) AS record,"
         " later.file_name AS file_name, earlier.file_name AS revised_file_name"
         " FROM disappearance g"
@@ -289,9 +292,29 @@ def gone_children(conn: sqlite3.Connection) -> list[GoneChild]:
                 reference=row["reference"],
                 withdrawal=row["withdrawal"],
                 answered_at=max(answers, default=None),
+                named_again=_named_again(conn, row, record),
             )
         )
     return found
+
+
+def _named_again(conn: sqlite3.Connection, gone: sqlite3.Row, record: dict[str, Any]) -> bool:
+    # A later spreadsheet (a further correction, the next day's) that names the child in the
+    # incident again — at the school it was notified to, for one the correction had moved —
+    # takes back the correction: nothing is left to withdraw.
+    identity = _identity(record)
+    for later in conn.execute(
+        "SELECT outcome, urn, unseal(record) AS record FROM decision"
+        " WHERE incident_ref = ? AND intake_id > ?",
+        (gone["incident_ref"], gone["intake_id"]),
+    ):
+        if _identity(json.loads(later["record"])) != identity:
+            continue
+        if not gone["moved"] or (
+            later["outcome"] == Outcome.NOTIFY.value and later["urn"] == gone["urn"]
+        ):
+            return True
+    return False
 
 
 # --------------------------------------------------------------------------------------

@@ -465,6 +465,18 @@ def test_a_child_now_routed_to_another_school_is_reported_for_the_first(area: Ar
     assert "now at another school" in str(plain.get_content())
 
 
+def test_a_child_named_again_by_a_further_correction_is_settled(area: Area) -> None:
+    area.take(sheet(*FIRST_ROWS))
+    area.take(sheet(row("CC-1", "Ava Ashdown"), row("CC-2", "Dan Birch")), at=CORRECTED)
+
+    taken = area.take(sheet(*FIRST_ROWS, saved_by="desk, again"), at=LATE_MORNING)
+
+    assert taken.planned == {Planned.UNCHANGED: 3}  # Oak was told of Cara already
+    (gone,) = gone_children(area.conn)
+    assert gone.named_again and gone.settled
+    assert build_digest(area.conn, now=LATE_MORNING, since=None).gone == ()
+
+
 def test_a_whole_incident_gone_is_reported_child_by_child(area: Area) -> None:
     area.take(sheet(*FIRST_ROWS))
 
