@@ -27,6 +27,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
 from gateway.clock import LONDON
+from gateway.model import role_label
 from gateway.revision_store import first_naming
 
 CellValue = str | int | datetime | date | None
@@ -34,7 +35,6 @@ CellValue = str | int | datetime | date | None
 # Characters that make Excel, LibreOffice or a later CSV save read a cell as a formula.
 _FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
 
-_ROLE_LABELS = {"dsl": "DSL", "deputy_dsl": "Deputy DSL", "da_lead": "DA Lead"}
 
 _DATETIME_FORMAT = "dd/mm/yyyy hh:mm"
 _DATE_FORMAT = "dd/mm/yyyy"
@@ -179,7 +179,7 @@ def _messages(conn: sqlite3.Connection) -> dict[str, list[_Message]]:
 
 
 def _contact_line(message: _Message) -> str:
-    line = f"{_ROLE_LABELS.get(message.role, message.role)}: {message.recipient}"
+    line = f"{role_label(message.role)}: {message.recipient}"
     if message.state != "sent":
         detail = f"{message.state}: {message.last_error}" if message.last_error else message.state
         line += f" ({detail})"

@@ -30,7 +30,7 @@ from gateway.digest import (
     NotificationException,
     TelephoneTask,
 )
-from gateway.model import ContactRole, ExceptionKind
+from gateway.model import ExceptionKind, role_label
 from gateway.render import (
     TEMPLATES_DIR,
     NavigatorContact,
@@ -60,12 +60,6 @@ EXCEPTION_LABELS: dict[ExceptionKind, str] = {
     ExceptionKind.KEY_REVOKED: "the contact's key has been revoked",
     ExceptionKind.KEY_MISMATCH: "the key held is not the one pinned for the contact",
     ExceptionKind.SEND_FAILED: "the mail server refused it or it could not be delivered in time",
-}
-
-ROLE_LABELS: dict[str, str] = {
-    ContactRole.DSL: "DSL",
-    ContactRole.DEPUTY_DSL: "Deputy DSL",
-    ContactRole.DA_LEAD: "DA Lead",
 }
 
 
@@ -296,4 +290,4 @@ def _school(name: str, urn: int | None) -> str:
 
 
 def _role(role: str) -> str:
-    return ROLE_LABELS.get(role, clean_line(role))
+    return clean_line(role_label(role))

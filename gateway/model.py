@@ -144,6 +144,21 @@ class ContactRole(StrEnum):
     DA_LEAD = "da_lead"
 
 
+# The words for whom a message went to, as the Navigator, a school or an auditor reads them:
+# a school's contacts, and the others the gateway writes to. One table for every output.
+_ROLE_LABELS: dict[str, str] = {
+    ContactRole.DSL: "DSL",
+    ContactRole.DEPUTY_DSL: "Deputy DSL",
+    ContactRole.DA_LEAD: "DA Lead",
+    "manager": "Education Safeguarding Manager",
+}
+
+
+def role_label(role: str) -> str:
+    """How a recipient's role (a ContactRole value, or "manager"…) is written for people."""
+    return _ROLE_LABELS.get(role, role)
+
+
 @dataclass(frozen=True)
 class Contact:
     urn: int

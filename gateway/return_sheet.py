@@ -36,7 +36,7 @@ from gateway.audit_export import neutralise
 from gateway.clock import LONDON
 from gateway.config import PoliceSection
 from gateway.keyring import normalise_fingerprint
-from gateway.model import Outcome, SourceRow
+from gateway.model import Outcome, SourceRow, role_label
 from gateway.notification_store import NotificationState
 from gateway.outbox import MessageKind
 from gateway.own_mail import queue_sealed
@@ -48,7 +48,6 @@ from gateway.store import transaction
 OUTCOMES_SHEET = "Encompass outcomes"
 XLSX_TYPE = ("application", "vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 _DATETIME_FORMAT = "dd/mm/yyyy hh:mm"
-_ROLE_LABELS = {"dsl": "DSL", "deputy_dsl": "Deputy DSL", "da_lead": "DA Lead"}
 # The columns added beside the police's own, in this order (prefixed "Child N " per group).
 _ADDED = ("School", "URN", "DSL/DA Lead notified", "Time sent", "Outcome")
 _OUTCOME_COLUMNS = (
@@ -241,10 +240,7 @@ def return_rows(conn: sqlite3.Connection, intake_id: int) -> list[ReturnRow] | N
                 " WHERE reference = ? AND state = 'sent' ORDER BY id",
                 (notification["reference"],),
             ).fetchall()
-            notified = "\n".join(
-                f"{_ROLE_LABELS.get(m['contact_role'], m['contact_role'])}: {m['recipient']}"
-                for m in sent
-            )
+            notified = "\n".join(f"{role_label(m['contact_role'])}: {m['recipient']}" for m in sent)
             sent_at = min((datetime.fromisoformat(m["sent_at"]) for m in sent), default=None)
             if notification["state"] == NotificationState.EXCEPTION:
                 reason = notification["reason"] or reason

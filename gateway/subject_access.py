@@ -33,7 +33,7 @@ from typing import Any
 from gateway.amendments import child_identity
 from gateway.audit_export import CellValue, Column, Sheet, write_workbook
 from gateway.clock import LONDON
-from gateway.model import ChildRecord, Incident, NotificationKind, SourceRow
+from gateway.model import ChildRecord, Incident, NotificationKind, SourceRow, role_label
 from gateway.names import name_form
 from gateway.notification_store import notification_from_json
 from gateway.outbox import MessageKind
@@ -41,12 +41,6 @@ from gateway.own_mail import own_reference
 
 REDACTED = "[redacted: third parties]"
 MANAGER_ALERT = "manager alert"
-_ROLE_LABELS = {
-    "dsl": "DSL",
-    "deputy_dsl": "Deputy DSL",
-    "da_lead": "DA Lead",
-    "manager": "Education Safeguarding Manager",
-}
 
 
 @dataclass(frozen=True)
@@ -144,7 +138,7 @@ class SubjectAccess:
             )
             for d in item.deliveries:
                 lines.append(
-                    f"  {_ROLE_LABELS.get(d.role, d.role)} {d.recipient} (key {d.fingerprint}):"
+                    f"  {role_label(d.role)} {d.recipient} (key {d.fingerprint}):"
                     f" sealed {_stamp(d.sealed_at)}, sent {_stamp(d.sent_at)},"
                     f" read {_stamp(d.read_at)}, replied {_stamp(d.replied_at)}"
                 )
@@ -402,7 +396,7 @@ def _shared_row(item: Shared, delivery: Delivery | None, redact: bool) -> tuple[
         child.dob,
         "Education Safeguarding Manager" if item.to_manager else item.school,
         item.urn,
-        _ROLE_LABELS.get(delivery.role, delivery.role),
+        role_label(delivery.role),
         recipient,
         REDACTED if redact and delivery.fingerprint else delivery.fingerprint,
         _local(delivery.sealed_at),

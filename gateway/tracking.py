@@ -46,6 +46,7 @@ from gateway.directory import SqliteDirectory
 from gateway.inbound import Classified, Kind, classify
 from gateway.keyring import Keyring
 from gateway.mail_ledger import Disposition, DispositionKind, LedgerKey
+from gateway.model import role_label
 from gateway.operations import make_sealer
 from gateway.outbox import MessageKind, MessageState, OutboxMessage, return_path_for_token
 from gateway.own_mail import alert_message, queue_to_navigator
@@ -173,7 +174,7 @@ class TrackingHandler:
                 self.conn,
                 message.id,
                 status=found.status,
-                error=f"the {_role(message.contact_role)}'s mail server returned it for good"
+                error=f"the {role_label(message.contact_role)}'s mail server returned it for good"
                 f" ({status})",
                 at=now,
                 actor=self.actor,
@@ -201,7 +202,7 @@ class TrackingHandler:
     ) -> None:
         lines = [
             f"The notification {message.reference} to {_school(resent)} could not be delivered"
-            f" to the school's {_role(message.contact_role)} ({message.recipient}): their mail"
+            f" to the school's {role_label(message.contact_role)} ({message.recipient}): their mail"
             f" server returned it for good, status {status}.",
             "",
             _resent_line(resent),
@@ -218,7 +219,7 @@ class TrackingHandler:
 
     def _alert_away(self, message: OutboxMessage, resent: Resent, *, now: datetime) -> None:
         lines = [
-            f"The school's {_role(message.contact_role)} ({message.recipient}) at"
+            f"The school's {role_label(message.contact_role)} ({message.recipient}) at"
             f" {_school(resent)} sent an automatic out-of-office reply to the notification"
             f" {message.reference}.",
             "",
@@ -316,7 +317,7 @@ class TrackingHandler:
             (reference,),
         ).fetchone()
         school = f"{found['school']} (URN {found['urn']})" if found else "no school on record"
-        to = f", sent to the school's {_role(message.contact_role)}" if message else ""
+        to = f", sent to the school's {role_label(message.contact_role)}" if message else ""
         return f"It is about {reference}: {school}{to}."
 
     def _about(self, found: Classified, sender: str) -> tuple[int | None, str | None]:
@@ -357,10 +358,6 @@ def _sender(raw: bytes) -> str:
     return parseaddr(header_text(parse(raw), "From"))[1].strip()
 
 
-def _role(role: str) -> str:
-    return {"dsl": "DSL", "deputy_dsl": "deputy DSL", "da_lead": "DA Lead"}.get(role, role)
-
-
 def _school(resent: Resent) -> str:
     return f"{resent.notification.school_name} (URN {resent.notification.urn})"
 
@@ -369,7 +366,7 @@ def _resent_line(resent: Resent) -> str:
     if resent.roles:
         return (
             "It has been sent now to the school's "
-            + " and ".join(_role(role) for role in resent.roles)
+            + " and ".join(role_label(role) for role in resent.roles)
             + " instead."
         )
     return f"Nobody else at the school could be sent it: {resent.reason}. Telephone the school."

@@ -182,7 +182,7 @@ def test_a_permanent_bounce_alerts_the_navigator_with_the_status_and_the_deputy(
     (alert,) = mailbox.to_navigator()
     text = alert.get_content()
     assert REFERENCE in text and "5.1.1" in text
-    assert "sent now to the school's deputy DSL" in text
+    assert "sent now to the school's Deputy DSL" in text
 
 
 def test_a_bounce_with_no_deputy_holding_a_usable_key_alerts_that_nobody_was_sent_it(
@@ -481,7 +481,7 @@ def test_end_to_end_a_permanent_bounce_reaches_the_deputy_and_alerts_the_navigat
     (alert,) = [r for r in smtp_sink.received if r.rcpt_tos == (NAVIGATOR,)]
     with open_keyring(world.gnupg_home) as keyring:
         text = " ".join(open_sealed(keyring, alert.data).inner.get_content().split())
-    assert sent.reference in text and "5.1.1" in text and "deputy DSL" in text
+    assert sent.reference in text and "5.1.1" in text and "Deputy DSL" in text
     (returned,) = world.dovecot.messages(world.navigator).values()
     assert NEEDS_A_PERSON in returned.flags
 
