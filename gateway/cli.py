@@ -209,6 +209,10 @@ def process(obj: Context, file: Path, dry_run: bool, as_json: bool) -> None:
                 ("further (a child added)", taken.planned.get(Planned.ADDED, 0)),
                 ("amended", taken.planned.get(Planned.AMENDMENT, 0)),
                 ("unchanged since an earlier file", taken.planned.get(Planned.UNCHANGED, 0)),
+                (
+                    "withheld, as the Navigator withheld what they follow",
+                    taken.planned.get(Planned.WITHHELD, 0),
+                ),
             )
             if count
         )

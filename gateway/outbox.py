@@ -201,10 +201,14 @@ def store_sealed(
 
 
 # A message whose notification waits for the Navigator's APPROVE (gateway/approval.py) is
-# held: neither sent nor counted as due, however late it is.
+# held: neither sent nor counted as due, however late it is. So is a follow-up (amendment,
+# child added, withdrawal) while the first notification it follows still waits: approved
+# first, it would reach a school that was never sent what it refers to.
 HELD = (
-    "EXISTS (SELECT 1 FROM approval a WHERE a.reference = message.reference"
-    " AND a.approved_at IS NULL)"
+    "EXISTS (SELECT 1 FROM approval a WHERE a.approved_at IS NULL AND (a.reference ="
+    " message.reference OR a.reference IN (SELECT f.follows FROM notification f"
+    " JOIN notification w ON w.reference = f.follows"
+    " WHERE f.reference = message.reference AND w.state IN ('planned', 'sealed'))))"
 )
 
 

@@ -276,6 +276,11 @@ def _route(run: _Run) -> tuple[str, bool]:
                 f"{school.name} was already told about this child in incident {incident_ref}"
                 f" ({candidate.reference})"
             )
+        if planned is Planned.WITHHELD:
+            raise Refused(
+                f"{candidate.reference} about incident {incident_ref} to {school.name} is"
+                " withheld: nothing more is sent to that school about the incident"
+            )
         reference = notification_store.chain(run.conn, incident_ref, urn)[-1].notification.reference
         run.record(decision_id=decision.id, reference=reference, urn=urn)
     said = f"{run.code} routed to {school.name} (URN {urn}): notification {reference}"

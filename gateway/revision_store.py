@@ -45,6 +45,9 @@ class Planned(StrEnum):
     ADDED = "added"  # a follow-up naming children not named before
     AMENDMENT = "amendment"  # a follow-up correcting details the school was given
     UNCHANGED = "unchanged"  # the school already has all of it: nothing planned
+    # A follow-up about an incident whose every notification to the school the Navigator
+    # withheld: recorded withheld too, never sent (it would tell what they withheld).
+    WITHHELD = "withheld"
 
 
 def plan_notification(
@@ -57,7 +60,8 @@ def plan_notification(
     actor: str,
 ) -> Planned:
     """Plan `candidate` (a file's notification about one incident to one school, as
-    gateway/notifications.py makes it) against what the school was already told."""
+    gateway/notifications.py makes it) against what the school was already told. A follow-up
+    about an incident the Navigator withheld from the school is recorded withheld."""
     with transaction(conn):
         stored = notification_store.chain(conn, candidate.incident.ref, candidate.urn)
         if not stored:
@@ -80,6 +84,16 @@ def plan_notification(
             )
             return Planned.UNCHANGED
         notification_store.save_planned(conn, follow, intake_id=intake_id, at=at, actor=actor)
+        if all(s.state == NotificationState.WITHHELD for s in stored):
+            notification_store.mark(
+                conn,
+                follow.reference,
+                NotificationState.WITHHELD,
+                at=at,
+                actor=actor,
+                reason=f"follows {told.first}, which the Navigator withheld",
+            )
+            return Planned.WITHHELD
         return Planned.AMENDMENT if follow.kind is NotificationKind.AMENDMENT else Planned.ADDED
 
 

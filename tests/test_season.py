@@ -1,0 +1,82 @@
+"""The parts of issue 5 together, over a season: a corrected spreadsheet arriving while the
+Navigator has withheld a notification, while approval mode holds the first one, and after
+retention has purged the incident.
+
+Each story takes in real .xlsx files through the service's intake, with real GnuPG keys, in
+the small area of two schools tests/test_amendments.py sets up (its `area` fixture)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from test_amendments import (
+    ARRIVAL,
+    CORRECTED,
+    ELM,
+    FIRST_ROWS,
+    NINE,
+    Area,
+    area,
+    first_reference,
+    row,
+    sheet,
+)
+
+from gateway import outbox
+from gateway.config import ApprovalSection, LoadedConfig
+from gateway.digest import build_digest
+
+__all__ = ["area"]  # the shared fixture, imported for pytest
+
+# The police correct the time of incident CC-1: an amendment to each of its schools.
+CORRECTED_TIME = sheet(
+    row("CC-1", "Ava Ashdown", time="23:40"),
+    row("CC-1", "Cara Ashdown", time="23:40"),
+    row("CC-2", "Dan Birch"),
+)
+
+
+def test_a_corrected_sheet_sends_nothing_about_a_notification_the_navigator_withheld(
+    area: Area,
+) -> None:
+    area.take(sheet(*FIRST_ROWS))
+    withheld = first_reference("CC-1", ELM)
+    assert area.command(f"WITHHOLD {withheld} the family has moved away", now=ARRIVAL).done
+
+    area.take(CORRECTED_TIME, at=CORRECTED)
+
+    # Elm was never told about CC-1: an amendment would tell it what the Navigator withheld.
+    sealed = area.conn.execute(
+        "SELECT m.reference FROM message m JOIN notification n ON n.reference = m.reference"
+        " WHERE n.urn = ? AND n.incident_ref = 'CC-1' AND m.state != 'cancelled'",
+        (ELM,),
+    ).fetchall()
+    assert sealed == []
+    follow_ups = [n for n in area.notifications() if n["follows"] == withheld]
+    assert [n["state"] for n in follow_ups] == ["withheld"]
+
+
+def test_an_amendment_approved_before_its_first_notification_waits_for_it(area: Area) -> None:
+    settings = area.config.config.model_copy(update={"approval": ApprovalSection(required=True)})
+    area.config = LoadedConfig(None, settings)
+    first_batch = area.take(sheet(*FIRST_ROWS)).recorded.intake_id
+    corrected = area.take(CORRECTED_TIME, at=CORRECTED).recorded.intake_id
+    first = first_reference("CC-1", ELM)
+
+    # The amendment is held too, in the batch that brought it, and the digest says so.
+    waiting = {
+        w.reference: w.intake_id
+        for w in build_digest(area.conn, now=CORRECTED, since=None).awaiting_approval
+    }
+    assert waiting[first] == first_batch and waiting[f"{first}-2"] == corrected
+    assert area.command(f"APPROVE B{corrected}").done
+
+    # Approving the correction is not approving what it corrects: the school would be sent
+    # an amendment of a notification it never had.
+    due = {m.reference for m in outbox.due_messages(area.conn, NINE + timedelta(minutes=1))}
+    assert f"{first}-2" not in due and first not in due
+
+    assert area.command(f"APPROVE B{first_batch}").done
+    due_now = outbox.due_messages(area.conn, NINE + timedelta(minutes=1))
+    references = [m.reference for m in due_now]
+    assert references.index(first) < references.index(f"{first}-2")
