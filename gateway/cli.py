@@ -213,6 +213,10 @@ def process(obj: Context, file: Path, dry_run: bool, as_json: bool) -> None:
                     "withheld, as the Navigator withheld what they follow",
                     taken.planned.get(Planned.WITHHELD, 0),
                 ),
+                (
+                    "for the Navigator, as what the school was told before is purged",
+                    taken.planned.get(Planned.PURGED, 0),
+                ),
             )
             if count
         )

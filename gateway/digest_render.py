@@ -60,6 +60,10 @@ EXCEPTION_LABELS: dict[ExceptionKind, str] = {
     ExceptionKind.KEY_REVOKED: "the contact's key has been revoked",
     ExceptionKind.KEY_MISMATCH: "the key held is not the one pinned for the contact",
     ExceptionKind.SEND_FAILED: "the mail server refused it or it could not be delivered in time",
+    ExceptionKind.TOLD_PURGED: (
+        "a later spreadsheet names this incident, but what the school was told before is"
+        " purged under the retention policy: RESEND sends this file's details, or WITHHOLD"
+    ),
 }
 
 

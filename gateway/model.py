@@ -262,6 +262,9 @@ class ExceptionKind(StrEnum):
     KEY_REVOKED = "key_revoked"
     KEY_MISMATCH = "key_mismatch"  # the keyring's key for the contact is not the pinned one
     SEND_FAILED = "send_failed"  # refused by the mail server (5xx) or retries exhausted
+    # A later file names an incident whose earlier notifications to the school were purged
+    # under the retention policy: what changed cannot be known, so a person decides.
+    TOLD_PURGED = "told_purged"
 
 
 @dataclass(frozen=True)

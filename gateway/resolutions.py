@@ -368,20 +368,37 @@ def _withhold(run: _Run) -> tuple[str, bool]:
         raise Refused(f"{run.code} was already sent at {uk_datetime(sent)}: it cannot be unsent")
     if notification.state == NotificationState.SENDING:
         raise Refused(f"{run.code} is being sent now: try again in a minute")
+    # Its follow-ups not yet sent go with it: an amendment or a child added would tell the
+    # school about the incident the Navigator withheld.
+    follow_ups = [
+        row[0]
+        for row in run.conn.execute(
+            "SELECT reference FROM notification WHERE follows = ? AND state NOT IN (?, ?, ?)"
+            " ORDER BY rowid",
+            (
+                notification.reference,
+                NotificationState.SENT,
+                NotificationState.SENDING,
+                NotificationState.WITHHELD,
+            ),
+        )
+    ]
     try:
         with one_dispatcher(run.conn), transaction(run.conn):
-            cancelled = _cancel_messages(run, notification.reference)
-            notification_store.mark(
-                run.conn,
-                notification.reference,
-                NotificationState.WITHHELD,
-                at=run.now,
-                actor=run.actor,
-            )
+            cancelled = 0
+            for reference in (notification.reference, *follow_ups):
+                cancelled += _cancel_messages(run, reference)
+                notification_store.mark(
+                    run.conn, reference, NotificationState.WITHHELD, at=run.now, actor=run.actor
+                )
             run.record(reference=notification.reference, messages=cancelled)
     except StateError as busy:
         raise Refused(f"{run.code}: {busy}") from None
-    return f"{run.code} withheld: its {cancelled} queued messages will not be sent", False
+    with_them = f", with its follow-ups {', '.join(follow_ups)}" if follow_ups else ""
+    return (
+        f"{run.code} withheld{with_them}: its {cancelled} queued messages will not be sent",
+        False,
+    )
 
 
 def _cancel_messages(run: _Run, reference: str) -> int:
@@ -436,6 +453,18 @@ def _resend(run: _Run) -> tuple[str, bool]:
         raise Refused(f"{run.code} was withheld")
     if state in (NotificationState.SENDING, NotificationState.FAILED):
         raise Refused(f"{run.code} is being sent (or waiting for a retry): try again later")
+    content = json.loads(
+        run.conn.execute(
+            "SELECT unseal(content) AS content FROM notification WHERE reference = ?",
+            (notification.reference,),
+        ).fetchone()["content"]
+    )
+    if content.get("purged"):
+        # Only the skeleton is left (gateway/retention.py): sealed again it would be blank.
+        raise Refused(
+            f"{run.code}: its details were purged under the retention policy, so it cannot be"
+            " sent again; ask the police for the incident's details"
+        )
     settings = run.config.config
     template = load_rules(run.config.rules_dir).routing.template
     rows = run.conn.execute(
@@ -445,11 +474,7 @@ def _resend(run: _Run) -> tuple[str, bool]:
     directory = SqliteDirectory(run.conn)
     with open_keyring(settings.gnupg.home) as keyring:
         sealer = make_sealer(run.config, keyring, template=template)
-        content = run.conn.execute(
-            "SELECT unseal(content) AS content FROM notification WHERE reference = ?",
-            (notification.reference,),
-        ).fetchone()["content"]
-        stored = notification_from_json(json.loads(content))
+        stored = notification_from_json(content)
         with transaction(run.conn):
             if run.command.argument:
                 if not rows:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
@@ -28,14 +28,15 @@ from gateway.amendments import (
 )
 from gateway.clock import LONDON
 from gateway.errors import GatewayError
-from gateway.model import Notification, NotificationKind, Outcome
+from gateway.model import ExceptionKind, Notification, NotificationKind, Outcome
 from gateway.notification_store import NotificationState
 from gateway.store import transaction
 
 
 class WithdrawalRefused(GatewayError):
     """A withdrawal notice was asked for a reference that is no notification, or about
-    which there is nothing left to withdraw (already withdrawn, or it never left)."""
+    which there is nothing left to withdraw (already withdrawn, or it never left), or whose
+    details were purged under the retention policy."""
 
 
 class Planned(StrEnum):
@@ -48,6 +49,9 @@ class Planned(StrEnum):
     # A follow-up about an incident whose every notification to the school the Navigator
     # withheld: recorded withheld too, never sent (it would tell what they withheld).
     WITHHELD = "withheld"
+    # A follow-up about an incident whose earlier notifications to the school were purged
+    # under the retention policy: an exception for the Navigator, not sent on its own.
+    PURGED = "purged"
 
 
 def plan_notification(
@@ -70,6 +74,21 @@ def plan_notification(
             )
             return Planned.FIRST
         told = what_was_told([s.notification for s in stored])
+        if _purged(conn, candidate.incident.ref, candidate.urn):
+            # Compared with the blanks the purge left, everything would read as changed: the
+            # file's notification waits for the Navigator as a follow-up naming its children.
+            held = replace(candidate, reference=told.next_reference, follows=told.first)
+            notification_store.save_planned(conn, held, intake_id=intake_id, at=at, actor=actor)
+            notification_store.mark(
+                conn,
+                held.reference,
+                NotificationState.EXCEPTION,
+                at=at,
+                actor=actor,
+                kind=ExceptionKind.TOLD_PURGED,
+                reason=f"what {told.first} told the school is purged under the retention policy",
+            )
+            return Planned.PURGED
         follow = follow_up(candidate, told, template=template)
         if follow is None:
             audit.append(
@@ -95,6 +114,16 @@ def plan_notification(
             )
             return Planned.WITHHELD
         return Planned.AMENDMENT if follow.kind is NotificationKind.AMENDMENT else Planned.ADDED
+
+
+def _purged(conn: sqlite3.Connection, incident_ref: str, urn: int) -> bool:
+    # gateway/retention.py marks a notification's redacted content "purged".
+    row = conn.execute(
+        "SELECT 1 FROM notification WHERE incident_ref = ? AND urn = ?"
+        " AND json_extract(unseal(content), '$.purged') = 1",
+        (incident_ref, urn),
+    ).fetchone()
+    return row is not None
 
 
 def first_naming(
@@ -357,7 +386,7 @@ def plan_withdrawal(
     child the notifications still stand for. It names only children the school was already
     told about, and carries no incident details. Raises WithdrawalRefused when `reference` is
     no notification, none of it has left or is on its way (withdraw nothing never sent),
-    or everything it said is already withdrawn.
+    everything it said is already withdrawn, or its details were purged.
     """
     with transaction(conn):
         row = conn.execute(
@@ -371,6 +400,12 @@ def plan_withdrawal(
                 f"{reference} is itself a withdrawal notice: give the notification it withdrew"
             )
         first = row["follows"] or reference
+        if _purged(conn, row["incident_ref"], row["urn"]):
+            # Only the skeleton is left (gateway/retention.py): the notice would name nobody.
+            raise WithdrawalRefused(
+                f"{reference}: its details were purged under the retention policy, so no"
+                " withdrawal notice can say what it withdraws; write to the school by hand"
+            )
         stored = notification_store.chain(conn, row["incident_ref"], row["urn"])
         never_sent = (NotificationState.EXCEPTION, NotificationState.WITHHELD)
         if all(s.state in never_sent for s in stored):

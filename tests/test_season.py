@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from test_amendments import (
     ARRIVAL,
     CORRECTED,
@@ -19,12 +20,18 @@ from test_amendments import (
     area,
     first_reference,
     row,
+    send_all,
     sheet,
 )
 
 from gateway import outbox
 from gateway.config import ApprovalSection, LoadedConfig
 from gateway.digest import build_digest
+from gateway.model import ExceptionKind
+from gateway.retention import purge
+from gateway.revision_store import Planned
+
+RETENTION_DAYS = 90
 
 __all__ = ["area"]  # the shared fixture, imported for pytest
 
@@ -80,3 +87,65 @@ def test_an_amendment_approved_before_its_first_notification_waits_for_it(area: 
     due_now = outbox.due_messages(area.conn, NINE + timedelta(minutes=1))
     references = [m.reference for m in due_now]
     assert references.index(first) < references.index(f"{first}-2")
+
+
+def test_withholding_a_notification_withholds_the_amendment_planned_after_it(area: Area) -> None:
+    area.take(sheet(*FIRST_ROWS))  # sealed, waiting for 09:00
+    area.take(CORRECTED_TIME, at=CORRECTED)  # its amendment, waiting for 09:00 too
+    first = first_reference("CC-1", ELM)
+
+    result = area.command(f"WITHHOLD {first} the family has moved away", now=CORRECTED)
+
+    assert result.done, result.line
+    assert f"{first}-2" in result.detail
+    due = {m.reference for m in outbox.due_messages(area.conn, NINE)}
+    assert first not in due and f"{first}-2" not in due
+    states = {n["reference"]: n["state"] for n in area.notifications()}
+    assert states[first] == states[f"{first}-2"] == "withheld"
+
+
+def test_a_sheet_naming_an_incident_after_its_purge_is_not_sent_as_a_silent_amendment(
+    area: Area,
+) -> None:
+    area.take(sheet(*FIRST_ROWS))
+    send_all(area, at=NINE)
+    later = ARRIVAL + timedelta(days=RETENTION_DAYS + 10)
+    report = purge(area.conn, days=RETENTION_DAYS, now=later, actor="test")
+    assert set(report.incidents) == {"CC-1", "CC-2"}
+
+    # The police's late correction of the time of CC-1, months on.
+    taken = area.take(CORRECTED_TIME, at=later, file_name="Encompass CC-1 corrected.xlsx")
+
+    # What the school was told is gone: compared with the blanks, everything would read as
+    # changed, and each school would be sent it as an amendment without anyone deciding.
+    assert taken.planned == {Planned.PURGED: 3}
+    assert (
+        area.conn.execute("SELECT COUNT(*) FROM message WHERE state = 'sealed'").fetchone()[0] == 0
+    )
+    first = first_reference("CC-1", ELM)
+    digest = build_digest(area.conn, now=later, since=None)
+    listed = {item.reference: item.kind for item in digest.notification_exceptions}
+    assert listed[f"{first}-2"] is ExceptionKind.TOLD_PURGED
+
+    # The Navigator decides: RESEND sends the file's details as a follow-up of the first.
+    result = area.command(f"RESEND {first}-2", now=later)
+    assert result.done, result.line
+    text = area.opened(f"{first}-2", names=["Ava Ashdown"])
+    assert f"follows notification {first}" in text and "23:40" in text
+
+
+@pytest.mark.parametrize("verb", ["RESEND {}", "RESEND {} DEPUTY", "WITHDRAW {}"])
+def test_resending_or_withdrawing_a_purged_notification_is_refused_not_sent_blank(
+    area: Area, verb: str
+) -> None:
+    area.take(sheet(*FIRST_ROWS))
+    send_all(area, at=NINE)
+    later = ARRIVAL + timedelta(days=RETENTION_DAYS + 10)
+    purge(area.conn, days=RETENTION_DAYS, now=later, actor="test")
+    before = area.messages()
+
+    result = area.command(verb.format(first_reference("CC-1", ELM)), now=later)
+
+    assert not result.done
+    assert "purged" in result.detail
+    assert area.messages() == before
