@@ -572,7 +572,19 @@ def _approve(run: _Run) -> tuple[str, bool]:
     ).fetchone()[0]
     send_now = datetime.fromisoformat(due) <= run.now
     when = "at once" if send_now else "when due"
-    return f"{len(approved)} notifications approved, to be sent {when}", send_now
+    # A follow-up goes only after the notification it follows (outbox.HELD): say which wait.
+    behind = [
+        f"{reference} waits for {follows}, not approved yet"
+        for reference, follows in run.conn.execute(
+            "SELECT n.reference, n.follows FROM notification n JOIN approval a"
+            " ON a.reference = n.follows AND a.approved_at IS NULL"
+            " JOIN notification w ON w.reference = n.follows AND w.state IN (?, ?)"
+            f" WHERE n.reference IN ({', '.join('?' for _ in approved)}) ORDER BY n.reference",
+            (NotificationState.PLANNED, NotificationState.SEALED, *approved),
+        )
+    ]
+    waits = f" ({'; '.join(behind)})" if behind else ""
+    return f"{len(approved)} notifications approved, to be sent {when}{waits}", send_now
 
 
 def _withdraw(run: _Run) -> tuple[str, bool]:

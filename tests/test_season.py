@@ -85,7 +85,9 @@ def test_an_amendment_approved_before_its_first_notification_waits_for_it(area: 
         for w in build_digest(area.conn, now=CORRECTED, since=None).awaiting_approval
     }
     assert waiting[first] == first_batch and waiting[f"{first}-2"] == corrected
-    assert area.command(f"APPROVE B{corrected}").done
+    approved = area.command(f"APPROVE B{corrected}")
+    assert approved.done
+    assert f"{first}-2 waits for {first}, not approved yet" in approved.detail
 
     # Approving the correction is not approving what it corrects: the school would be sent
     # an amendment of a notification it never had.
