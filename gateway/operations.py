@@ -46,7 +46,7 @@ from gateway.return_sheet import (
 )
 from gateway.revision_store import Planned, plan_notification, record_gone
 from gateway.ruleset import Rules, load_rules
-from gateway.sealing import Sealer, SealReport, seal_planned
+from gateway.sealing import Sealer, SealReport, reseal_for_current_contacts, seal_planned
 from gateway.smtp_transport import SmtpTransport
 from gateway.spreadsheet import read_police_workbook
 from gateway.store import transaction
@@ -232,12 +232,15 @@ def make_sealer(config: LoadedConfig, keyring: Keyring, *, template: str) -> Sea
 def seal_now(
     conn: sqlite3.Connection, *, config: LoadedConfig, template: str, now: datetime, actor: str
 ) -> SealReport:
-    """Seal every planned notification (after an intake, or left by an interrupted run)."""
+    """Seal every planned notification (after an intake, or left by an interrupted run), and
+    seal again for the school's current contacts what was sealed for a contact the
+    directory no longer lists (gateway/sealing.py `reseal_for_current_contacts`)."""
     with open_keyring(config.config.gnupg.home) as keyring:
         sealer = make_sealer(config, keyring, template=template)
-        return seal_planned(
-            conn, directory=SqliteDirectory(conn), sealer=sealer, now=now, actor=actor
-        )
+        directory = SqliteDirectory(conn)
+        report = seal_planned(conn, directory=directory, sealer=sealer, now=now, actor=actor)
+        reseal_for_current_contacts(conn, directory=directory, sealer=sealer, now=now, actor=actor)
+        return report
 
 
 def dispatch_now(

@@ -204,18 +204,19 @@ def seal_for_more(
     now: datetime,
     actor: str,
     copy: int = 0,
+    due: datetime | None = None,
 ) -> tuple[int, ...]:
-    """Seal an already sealed notification for `choice`'s recipients too, due `now` (a resend
-    to a school's stand-ins); returns the new messages' row ids. A `copy` above 0 seals a
-    new message for recipients sent it before (RESEND: new Message-IDs, see
-    `outbox.message_id_for`).
+    """Seal an already sealed notification for `choice`'s recipients too, due `due` (by
+    default `now`: a resend to a school's stand-ins); returns the new messages' row ids.
+    A `copy` above 0 seals a new message for recipients sent it before (RESEND: new
+    Message-IDs, see `outbox.message_id_for`).
 
     The notification's state is left to its messages (gateway/outbox.py): an exception stays
     one until a person resolves it, a sent one is sending again until these have left.
     """
     messages = _seal_for_recipients(notification, choice, sealer=sealer, now=now, copy=copy)
     with transaction(conn):
-        rows = _store(conn, notification, messages, due=now, now=now, actor=actor)
+        rows = _store(conn, notification, messages, due=due or now, now=now, actor=actor)
         _record_passed_over(conn, notification, choice, now=now, actor=actor)
     return rows
 
@@ -288,3 +289,112 @@ def _record_passed_over(
             contact_role=unusable.contact.role.value,
             exception_kind=unusable.kind.value,
         )
+
+
+# --------------------------------------------------------------------------------------
+# Before sending: the recipients a notification was sealed for must still be the school's
+
+
+_WAITING = (outbox.MessageState.SEALED.value, outbox.MessageState.FAILED.value)
+_LIVE = (
+    outbox.MessageState.SEALED.value,
+    outbox.MessageState.SENDING.value,
+    outbox.MessageState.SENT.value,
+    outbox.MessageState.FAILED.value,
+)
+
+
+def reseal_for_current_contacts(
+    conn: sqlite3.Connection, *, directory: Directory, sealer: Sealer, now: datetime, actor: str
+) -> tuple[str, ...]:
+    """Cancel every notification message not yet sent whose recipient is no longer one of
+    its school's contacts with that pinned key, and seal the notification for the school's
+    current contacts instead, due when it was; the references so changed.
+
+    A notification is sealed when the spreadsheet arrives and sent at 09:00: a directory
+    refresh or a re-pinned key in between (a DSL who left, replaced on the LA's list) must
+    not send a child's details to someone the LA no longer lists for that school. When no
+    current contact can take it, the notification becomes an exception for the Navigator.
+    """
+    stale: dict[str, list[sqlite3.Row]] = {}
+    for row in conn.execute(
+        "SELECT m.id, m.reference, m.recipient, m.fingerprint, m.due, m.message_id, n.urn"
+        " FROM message m JOIN notification n ON n.reference = m.reference"
+        f" WHERE m.kind = ? AND m.state IN ({', '.join('?' for _ in _WAITING)})"
+        " ORDER BY m.id",
+        (outbox.MessageKind.NOTIFICATION.value, *_WAITING),
+    ).fetchall():
+        if not any(
+            contact.email.casefold() == row["recipient"].casefold()
+            and contact.fingerprint == row["fingerprint"]
+            for contact in directory.contacts(row["urn"])
+        ):
+            stale.setdefault(row["reference"], []).append(row)
+    for reference, rows in stale.items():
+        _reseal(conn, reference, rows, directory=directory, sealer=sealer, now=now, actor=actor)
+    return tuple(stale)
+
+
+def _reseal(
+    conn: sqlite3.Connection,
+    reference: str,
+    rows: list[sqlite3.Row],
+    *,
+    directory: Directory,
+    sealer: Sealer,
+    now: datetime,
+    actor: str,
+) -> None:
+    stored = notification_store.get(conn, reference)
+    assert stored is not None  # the message's notification row exists (joined above)
+    notification = stored.notification
+    with transaction(conn):
+        for row in rows:
+            conn.execute(
+                "UPDATE message SET state = ?, next_attempt = NULL WHERE id = ?",
+                (outbox.MessageState.CANCELLED.value, row["id"]),
+            )
+            audit.append(
+                conn,
+                "message.cancelled",
+                actor=actor,
+                at=now,
+                reference=reference,
+                message_id=row["message_id"],
+                cause="no_longer_a_contact",
+            )
+        live = {
+            recipient.casefold()
+            for (recipient,) in conn.execute(
+                f"SELECT recipient FROM message WHERE reference = ? AND kind = ?"
+                f" AND state IN ({', '.join('?' for _ in _LIVE)})",
+                (reference, outbox.MessageKind.NOTIFICATION.value, *_LIVE),
+            )
+        }
+        choice = choose_recipients(
+            directory.contacts(notification.urn),
+            lambda contact: key_verdict(sealer.keyring, contact, now),
+        )
+        if choice.exception is not None:
+            if not live:
+                _record_exception(conn, notification, choice, now, actor)
+            return
+        fresh = tuple(c for c in choice.recipients if c.email.casefold() not in live)
+        if fresh:
+            # A contact sent a cancelled message before (taken off the list, then put
+            # back) needs a new Message-ID: count what they were already sealed.
+            (copies,) = conn.execute(
+                "SELECT COUNT(*) FROM message WHERE reference = ? AND recipient IN"
+                f" ({', '.join('?' for _ in fresh)})",
+                (reference, *(c.email for c in fresh)),
+            ).fetchone()
+            seal_for_more(
+                conn,
+                notification,
+                RecipientChoice(fresh, choice.unusable),
+                sealer=sealer,
+                now=now,
+                actor=actor,
+                copy=copies,
+                due=min(datetime.fromisoformat(row["due"]) for row in rows),
+            )

@@ -162,11 +162,6 @@ def test_resending_or_withdrawing_a_purged_notification_is_refused_not_sent_blan
     assert area.messages() == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dispatch sends what was sealed for a contact the directory has since removed;"
-    " the fix (reseal for the current contacts) is a design question, see the season report",
-)
 def test_a_notification_sealed_for_a_dsl_the_directory_then_replaced_is_not_sent_to_them(
     tmp_path: Path,
     key_factory: KeyFactory,
@@ -192,8 +187,12 @@ def test_a_notification_sealed_for_a_dsl_the_directory_then_replaced_is_not_sent
 
     day.run("dispatch", now="2026-03-02T09:00:00+00:00")
 
-    # The DSL who left is not sent a child's details after the LA took them off the list.
-    assert [r for r in day.received("notification") if leaver in r.rcpt_tos] == []
+    # The DSL who left is not sent a child's details after the LA took them off the list;
+    # the new DSL is, sealed to their own key.
+    sent = day.received("notification")
+    assert [r for r in sent if leaver in r.rcpt_tos] == []
+    (to_new,) = [r for r in sent if new.email in r.rcpt_tos]
+    assert b"Content-Type: multipart/encrypted" in to_new.data
 
 
 def test_purge_and_audit_find_on_an_empty_database_and_with_the_wrong_storage_key(
