@@ -301,8 +301,15 @@ class Mailed:
     reference: str  # Ava's notification to Elm Primary
 
     def seal_by_hand(self) -> int:
-        """What sealing does, without a school key: the notification's message is stored."""
+        """What sealing does, without a school key: the notification's message is stored,
+        for the DSL the directory lists (dispatch sends only to a contact still listed)."""
         with transaction(self.conn):
+            self.conn.execute(
+                "INSERT INTO contact (urn, role, name, email, phone, fingerprint)"
+                " SELECT ?, 'dsl', 'Elm DSL', ?, '', ? WHERE NOT EXISTS"
+                " (SELECT 1 FROM contact WHERE email = ?)",
+                (ELM, DSL_ADDRESS, "A" * 40, DSL_ADDRESS),
+            )
             notification_store.mark(
                 self.conn, self.reference, NotificationState.SEALED, at=ARRIVAL, actor="test"
             )
