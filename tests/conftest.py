@@ -16,7 +16,6 @@ from dovecot import Dovecot
 from hypothesis import settings
 from invariants import assert_sealed
 from mail_world import World, make_world
-from matching_corpus import InMemoryDirectory
 from pgp_keys import KeyFactory, PgpKey, new_gnupg_home, recipient_keyring, remove_gnupg_home
 from police_mail_corpus import MASH, POLICE, police_keyring
 from smtp_sink import Certificate, Received, SmtpSink, make_certificate
@@ -24,10 +23,10 @@ from smtp_sink import Certificate, Received, SmtpSink, make_certificate
 from gateway import notification_store, outbox
 from gateway.clock import LONDON
 from gateway.config import DispatchSection, NavigatorSection
+from gateway.directory import SqliteDirectory
 from gateway.keyring import Keyring, open_keyring
 from gateway.model import (
     ChildRecord,
-    Contact,
     ContactRole,
     CrimeStatus,
     Incident,
@@ -38,7 +37,7 @@ from gateway.model import (
 from gateway.notifications import reference_code
 from gateway.outbox import OutboxMessage
 from gateway.sealing import Sealer, seal_planned
-from gateway.store import open_state
+from gateway.store import open_state, transaction
 
 # CI runs every property test on the same examples (a failure there is reproducible, never
 # a roll of the dice); a developer's runs keep exploring new ones.
@@ -163,7 +162,8 @@ class SealedOutbox:
         urn: int = 100001,
     ) -> list[OutboxMessage]:
         """Plan a notification of CHILD to the school `urn` whose contacts are `recipients`
-        (role, address), each with a key, and seal it through the gateway's own sealing, as
+        (role, address), each with a key and listed in the state's directory (dispatch sends
+        only to a contact still listed), and seal it through the gateway's own sealing, as
         intake does; returns its messages."""
         reference = reference_code(incident_ref, urn)
         incident = Incident(
@@ -181,13 +181,15 @@ class SealedOutbox:
         notification_store.save_planned(
             self.conn, notification, intake_id=1, at=SEALED_AT, actor="test"
         )
-        contacts = []
         for role, address in recipients:
             key = self.key_factory.make(address)
             key.install_public(self.keyring)
-            contacts.append(
-                Contact(urn, ContactRole(role), "Contact", address, fingerprint=key.fingerprint)
-            )
+            with transaction(self.conn):
+                self.conn.execute(
+                    "INSERT INTO contact (urn, role, name, email, phone, fingerprint)"
+                    " VALUES (?, ?, 'Contact', ?, '', ?)",
+                    (urn, ContactRole(role).value, address, key.fingerprint),
+                )
         sealer = Sealer(
             keyring=self.keyring,
             navigator=NavigatorSection(
@@ -199,7 +201,7 @@ class SealedOutbox:
         )
         seal_planned(
             self.conn,
-            directory=InMemoryDirectory([], [], contacts),
+            directory=SqliteDirectory(self.conn),
             sealer=sealer,
             now=SEALED_AT,
             actor="test",
