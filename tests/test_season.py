@@ -195,6 +195,35 @@ def test_a_notification_sealed_for_a_dsl_the_directory_then_replaced_is_not_sent
     assert b"Content-Type: multipart/encrypted" in to_new.data
 
 
+def test_a_notification_whose_school_lost_every_contact_before_nine_is_an_exception_not_sent(
+    tmp_path: Path,
+    key_factory: KeyFactory,
+    navigator_key: PgpKey,
+    gnupg_home: Callable[[], Path],
+    smtp_sink: SmtpSink,
+) -> None:
+    day = make_sending_day(
+        tmp_path, key_factory=key_factory, navigator_key=navigator_key, gnupg_home=gnupg_home,
+        smtp_sink=smtp_sink,
+    )  # fmt: skip
+    day.run("process", str(day.sample.workbook))
+    urn = min(day.notified)
+    rows = day.contacts()
+    gone = {r["Email"] for r in rows if int(r["URN"]) == urn}
+    day.write_contacts([r for r in rows if int(r["URN"]) != urn])
+    day.run("directory", "import", "--no-progress", now="2026-03-02T08:00:00+00:00")
+
+    day.run("dispatch", now="2026-03-02T09:00:00+00:00")
+
+    assert [r for r in day.received("notification") if gone & set(r.rcpt_tos)] == []
+    with day.state() as conn:
+        states = {
+            row["state"]
+            for row in conn.execute("SELECT state FROM notification WHERE urn = ?", (urn,))
+        }
+    assert states == {"exception"}  # in the Navigator's digest, never silently dropped
+
+
 def test_purge_and_audit_find_on_an_empty_database_and_with_the_wrong_storage_key(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
