@@ -15,7 +15,9 @@ import pytest
 from dovecot import Dovecot
 from hypothesis import settings
 from invariants import assert_sealed
-from mail_world import World, make_world
+from mail_world import SendingDay, World, make_sending_day, make_world
+from navigator_world import World as NavigatorWorld
+from navigator_world import make_world as make_navigator_world
 from pgp_keys import KeyFactory, PgpKey, new_gnupg_home, recipient_keyring, remove_gnupg_home
 from police_mail_corpus import MASH, POLICE, police_keyring
 from smtp_sink import Certificate, Received, SmtpSink, make_certificate
@@ -282,6 +284,44 @@ def world(
         gnupg_home=gnupg_home,
         smtp_sink=smtp_sink,
         dovecot=dovecot,
+    )
+
+
+@pytest.fixture
+def navigator_world(
+    tmp_path: Path,
+    key_factory: KeyFactory,
+    navigator_key: PgpKey,
+    gnupg_home: Callable[[], Path],
+    smtp_sink: SmtpSink,
+) -> Iterator[NavigatorWorld]:
+    """The morning's state for the Navigator's commands (tests/navigator_world.py)."""
+    built = make_navigator_world(
+        tmp_path,
+        key_factory=key_factory,
+        navigator_key=navigator_key,
+        gnupg_home=gnupg_home,
+        sink=smtp_sink,
+    )
+    yield built
+    built.conn.close()
+
+
+@pytest.fixture
+def sending_day(
+    tmp_path: Path,
+    key_factory: KeyFactory,
+    navigator_key: PgpKey,
+    gnupg_home: Callable[[], Path],
+    smtp_sink: SmtpSink,
+) -> SendingDay:
+    """The sample day with real keys pinned, sending to the SMTP sink (tests/mail_world.py)."""
+    return make_sending_day(
+        tmp_path,
+        key_factory=key_factory,
+        navigator_key=navigator_key,
+        gnupg_home=gnupg_home,
+        smtp_sink=smtp_sink,
     )
 
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 from invariants import assert_sealed
@@ -28,10 +27,8 @@ from navigator_world import (
     OAK,
     SHUT,
     World,
-    make_world,
 )
-from pgp_keys import KeyFactory, PgpKey
-from smtp_sink import SmtpSink
+from pgp_keys import PgpKey
 
 from gateway.commands import (
     Command,
@@ -161,25 +158,6 @@ def test_the_digest_left_unquoted_below_a_reply_is_not_read_as_commands(separato
 # Carrying them out
 
 
-@pytest.fixture
-def world(
-    tmp_path: Path,
-    key_factory: KeyFactory,
-    navigator_key: PgpKey,
-    gnupg_home: Callable[[], Path],
-    smtp_sink: SmtpSink,
-) -> Iterator[World]:
-    built = make_world(
-        tmp_path,
-        key_factory=key_factory,
-        navigator_key=navigator_key,
-        gnupg_home=gnupg_home,
-        sink=smtp_sink,
-    )
-    yield built
-    built.conn.close()
-
-
 def snapshot(conn: sqlite3.Connection) -> dict[str, list[tuple[object, ...]]]:
     """Every table but the audit log, to show a refusal changed nothing."""
     tables = [
@@ -203,31 +181,31 @@ def commands_audited(conn: sqlite3.Connection) -> list[tuple[str, dict[str, obje
 
 
 def test_route_notifies_the_named_school_at_nine_like_any_notification(
-    world: World,
+    navigator_world: World,
     navigator_key: PgpKey,
     recipient_home: Callable[[PgpKey], Keyring],
 ) -> None:
-    ava = world.decision_id("CC-1001")
-    result = world.run(f"ROUTE C{ava} {ELM}", signer=navigator_key.fingerprint)
+    ava = navigator_world.decision_id("CC-1001")
+    result = navigator_world.run(f"ROUTE C{ava} {ELM}", signer=navigator_key.fingerprint)
     assert result.done, result.line
     assert AVA_AT_ELM in result.detail and "09:00" in result.detail
     assert not result.send_now
-    assert world.dispatch(BEFORE_NINE) == 0
-    assert world.dispatch(NINE) == 2  # Finn's notification and Ava's, each to Elm's DSL
-    received = [r for r in world.sink.received if AVA_AT_ELM.encode() in r.data]
+    assert navigator_world.dispatch(BEFORE_NINE) == 0
+    assert navigator_world.dispatch(NINE) == 2  # Finn's notification and Ava's, each to Elm's DSL
+    received = [r for r in navigator_world.sink.received if AVA_AT_ELM.encode() in r.data]
     assert [r.rcpt_tos for r in received] == [(ELM_DSL,)]
     for message in received:
         (recipient,) = message.rcpt_tos
         assert_sealed(
             message.data,
-            recipient_home_or_keyring=recipient_home(world.keys[recipient]),
+            recipient_home_or_keyring=recipient_home(navigator_world.keys[recipient]),
             navigator_fingerprint=navigator_key.fingerprint,
             reference=AVA_AT_ELM,
             must_contain=[AVA.display_name],
             must_not_contain=[FINN.display_name],
             dates_of_birth=[AVA.dob] if AVA.dob else [],
         )
-    assert commands_audited(world.conn) == [
+    assert commands_audited(navigator_world.conn) == [
         (
             "command.route",
             {
@@ -240,14 +218,14 @@ def test_route_notifies_the_named_school_at_nine_like_any_notification(
     ]
 
 
-def test_route_after_nine_is_due_at_once(world: World) -> None:
-    ava = world.decision_id("CC-1001")
-    result = world.run(f"ROUTE C{ava} {OAK}", now=AFTER_NINE)
+def test_route_after_nine_is_due_at_once(navigator_world: World) -> None:
+    ava = navigator_world.decision_id("CC-1001")
+    result = navigator_world.run(f"ROUTE C{ava} {OAK}", now=AFTER_NINE)
     assert result.done and result.send_now
     assert "to be sent at once" in result.detail
-    world.dispatch(AFTER_NINE)
+    navigator_world.dispatch(AFTER_NINE)
     oak = reference_code("CC-1001", OAK)
-    assert [r.rcpt_tos for r in world.sink.received if oak.encode() in r.data] == [
+    assert [r.rcpt_tos for r in navigator_world.sink.received if oak.encode() in r.data] == [
         ("dsl@oak.example.org",)
     ]
 
@@ -263,61 +241,71 @@ def test_route_after_nine_is_due_at_once(world: World) -> None:
     ],
 )
 def test_route_to_a_school_routing_would_refuse_is_refused_and_nothing_changes(
-    world: World, urn: int, reason: str
+    navigator_world: World, urn: int, reason: str
 ) -> None:
-    ava = world.decision_id("CC-1001")
-    before = snapshot(world.conn)
-    result = world.run(f"ROUTE C{ava} {urn}")
+    ava = navigator_world.decision_id("CC-1001")
+    before = snapshot(navigator_world.conn)
+    result = navigator_world.run(f"ROUTE C{ava} {urn}")
     assert not result.done
     assert reason in result.detail
     assert result.line.startswith(f"REFUSED ROUTE C{ava} {urn}: ")
-    assert snapshot(world.conn) == before
-    assert commands_audited(world.conn)[-1] == (
+    assert snapshot(navigator_world.conn) == before
+    assert commands_audited(navigator_world.conn)[-1] == (
         "command.route",
         {"item": f"C{ava}", "signer": None, "outcome": "refused"},
     )
 
 
 def test_route_of_an_unknown_item_or_a_child_that_is_not_an_exception_is_refused(
-    world: World,
+    navigator_world: World,
 ) -> None:
-    assert world.run("ROUTE C999 110001").detail == "C999 is not a child's decision on record"
-    finn = world.decision_id("CC-1005")
-    assert "is not an exception (its outcome is notify)" in world.run(f"ROUTE C{finn} {ELM}").detail
+    assert (
+        navigator_world.run("ROUTE C999 110001").detail
+        == "C999 is not a child's decision on record"
+    )
+    finn = navigator_world.decision_id("CC-1005")
+    assert (
+        "is not an exception (its outcome is notify)"
+        in navigator_world.run(f"ROUTE C{finn} {ELM}").detail
+    )
 
 
-def test_an_exception_is_routed_once(world: World) -> None:
-    ava = world.decision_id("CC-1001")
-    assert world.run(f"ROUTE C{ava} {ELM}").done
-    again = world.run(f"ROUTE C{ava} {OAK}")
+def test_an_exception_is_routed_once(navigator_world: World) -> None:
+    ava = navigator_world.decision_id("CC-1001")
+    assert navigator_world.run(f"ROUTE C{ava} {ELM}").done
+    again = navigator_world.run(f"ROUTE C{ava} {OAK}")
     assert (
         not again.done and "already resolved (ROUTE on Monday 2 March 2026, 08:00)" in again.detail
     )
 
 
 def test_route_to_a_school_already_told_of_the_incident_sends_a_follow_up_naming_the_child(
-    world: World,
+    navigator_world: World,
     navigator_key: PgpKey,
     recipient_home: Callable[[PgpKey], Keyring],
 ) -> None:
-    ava = world.decision_id("CC-1001")
+    ava = navigator_world.decision_id("CC-1001")
     # As if Ava were Finn's sibling, in the incident Elm Primary is already told about.
-    world.conn.execute("UPDATE decision SET incident_ref = 'CC-1005' WHERE id = ?", (ava,))
-    world.conn.execute(
+    navigator_world.conn.execute(
+        "UPDATE decision SET incident_ref = 'CC-1005' WHERE id = ?", (ava,)
+    )
+    navigator_world.conn.execute(
         "UPDATE exception_detail SET content = seal(json_set(unseal(content), '$.incident',"
         " json((SELECT json_extract(unseal(content), '$.incident') FROM notification"
         " WHERE reference = ?)))) WHERE decision_id = ?",
         (FINN_NOTIFICATION, ava),
     )
-    world.dispatch(NINE)
-    result = world.run(f"ROUTE C{ava} {ELM}", now=AFTER_NINE)
+    navigator_world.dispatch(NINE)
+    result = navigator_world.run(f"ROUTE C{ava} {ELM}", now=AFTER_NINE)
     assert result.done, result.line
     assert f"notification {FINN_NOTIFICATION}-2 sealed" in result.detail
-    world.dispatch(AFTER_NINE)
-    (follow_up,) = [r for r in world.sink.received if f"{FINN_NOTIFICATION}-2".encode() in r.data]
+    navigator_world.dispatch(AFTER_NINE)
+    (follow_up,) = [
+        r for r in navigator_world.sink.received if f"{FINN_NOTIFICATION}-2".encode() in r.data
+    ]
     assert_sealed(
         follow_up.data,
-        recipient_home_or_keyring=recipient_home(world.keys[ELM_DSL]),
+        recipient_home_or_keyring=recipient_home(navigator_world.keys[ELM_DSL]),
         navigator_fingerprint=navigator_key.fingerprint,
         reference=f"{FINN_NOTIFICATION}-2",
         must_contain=[AVA.display_name],
@@ -326,126 +314,136 @@ def test_route_to_a_school_already_told_of_the_incident_sends_a_follow_up_naming
     )
 
 
-def test_a_routed_or_withheld_child_leaves_the_digest(world: World) -> None:
+def test_a_routed_or_withheld_child_leaves_the_digest(navigator_world: World) -> None:
     def open_items() -> tuple[int, int]:
-        digest = build_digest(world.conn, now=BEFORE_NINE, since=None)
+        digest = build_digest(navigator_world.conn, now=BEFORE_NINE, since=None)
         return len(digest.child_exceptions), len(digest.telephone_tasks)
 
     assert open_items() == (1, 1)
-    assert world.run(f"WITHHOLD C{world.decision_id('CC-1001')} Passed to Norfolk police").done
-    assert world.run(f"CALLED C{world.decision_id('CC-1002')} Spoke to the DSL").done
+    assert navigator_world.run(
+        f"WITHHOLD C{navigator_world.decision_id('CC-1001')} Passed to Norfolk police"
+    ).done
+    assert navigator_world.run(
+        f"CALLED C{navigator_world.decision_id('CC-1002')} Spoke to the DSL"
+    ).done
     assert open_items() == (0, 0)
     # Still counted among the day's children: settled, not forgotten.
-    counts = build_digest(world.conn, now=BEFORE_NINE, since=None).counts
+    counts = build_digest(navigator_world.conn, now=BEFORE_NINE, since=None).counts
     assert (counts.children, counts.exceptions, counts.to_telephone) == (3, 1, 1)
 
 
-def test_withhold_of_a_sealed_notification_cancels_its_messages_for_good(world: World) -> None:
-    result = world.run(f"WITHHOLD {FINN_NOTIFICATION} the police asked us to wait")
+def test_withhold_of_a_sealed_notification_cancels_its_messages_for_good(
+    navigator_world: World,
+) -> None:
+    result = navigator_world.run(f"WITHHOLD {FINN_NOTIFICATION} the police asked us to wait")
     assert result.done, result.line
-    assert world.dispatch(NINE) == 0
-    assert world.sink.received == []
-    states = {row[0] for row in world.conn.execute("SELECT state FROM message")}
+    assert navigator_world.dispatch(NINE) == 0
+    assert navigator_world.sink.received == []
+    states = {row[0] for row in navigator_world.conn.execute("SELECT state FROM message")}
     assert states == {"cancelled"}
     assert (
-        world.conn.execute(
+        navigator_world.conn.execute(
             "SELECT state FROM notification WHERE reference = ?", (FINN_NOTIFICATION,)
         ).fetchone()[0]
         == "withheld"
     )
 
 
-def test_withhold_of_a_sent_notification_is_refused(world: World) -> None:
-    world.dispatch(NINE)
-    result = world.run(f"WITHHOLD {FINN_NOTIFICATION} too late", now=AFTER_NINE)
+def test_withhold_of_a_sent_notification_is_refused(navigator_world: World) -> None:
+    navigator_world.dispatch(NINE)
+    result = navigator_world.run(f"WITHHOLD {FINN_NOTIFICATION} too late", now=AFTER_NINE)
     assert not result.done
     assert result.detail.startswith(f"{FINN_NOTIFICATION} was already sent at Monday 2 March")
 
 
-def test_withhold_of_a_child_being_notified_points_at_the_notification(world: World) -> None:
-    result = world.run(f"WITHHOLD C{world.decision_id('CC-1005')} wait")
+def test_withhold_of_a_child_being_notified_points_at_the_notification(
+    navigator_world: World,
+) -> None:
+    result = navigator_world.run(f"WITHHOLD C{navigator_world.decision_id('CC-1005')} wait")
     assert not result.done and FINN_NOTIFICATION in result.detail
 
 
-def test_called_is_for_a_telephone_task(world: World) -> None:
-    finn = world.decision_id("CC-1005")
-    result = world.run(f"CALLED C{finn} spoke to them")
+def test_called_is_for_a_telephone_task(navigator_world: World) -> None:
+    finn = navigator_world.decision_id("CC-1005")
+    result = navigator_world.run(f"CALLED C{finn} spoke to them")
     assert not result.done and "is not a telephone task" in result.detail
 
 
 def test_resend_seals_a_new_message_with_a_new_message_id_to_the_same_recipients(
-    world: World,
+    navigator_world: World,
 ) -> None:
-    world.dispatch(NINE)
-    first = {r.rcpt_tos for r in world.sink.received}
-    result = world.run(f"RESEND {FINN_NOTIFICATION}", now=AFTER_NINE)
+    navigator_world.dispatch(NINE)
+    first = {r.rcpt_tos for r in navigator_world.sink.received}
+    result = navigator_world.run(f"RESEND {FINN_NOTIFICATION}", now=AFTER_NINE)
     assert result.done and result.send_now, result.line
-    assert world.dispatch(AFTER_NINE) == len(first)
+    assert navigator_world.dispatch(AFTER_NINE) == len(first)
     ids = [
         row[0]
-        for row in world.conn.execute(
+        for row in navigator_world.conn.execute(
             "SELECT message_id FROM message WHERE reference = ?", (FINN_NOTIFICATION,)
         )
     ]
     assert len(ids) == 2 * len(first) == len(set(ids))
-    assert {r.rcpt_tos for r in world.sink.received[len(first) :]} == first
+    assert {r.rcpt_tos for r in navigator_world.sink.received[len(first) :]} == first
 
 
-def test_resend_to_the_deputy_reuses_the_stand_in_resend(world: World) -> None:
-    world.conn.execute("DELETE FROM contact WHERE email = ?", (ELM_DEPUTY,))
-    world.conn.execute(
+def test_resend_to_the_deputy_reuses_the_stand_in_resend(navigator_world: World) -> None:
+    navigator_world.conn.execute("DELETE FROM contact WHERE email = ?", (ELM_DEPUTY,))
+    navigator_world.conn.execute(
         "INSERT INTO contact (urn, role, name, email, phone, fingerprint)"
         " VALUES (?, 'deputy_dsl', 'Dev Deputy', ?, '', ?)",
-        (ELM, "deputy2@elm.example.org", world.keys[ELM_DEPUTY].fingerprint),
+        (ELM, "deputy2@elm.example.org", navigator_world.keys[ELM_DEPUTY].fingerprint),
     )
-    world.dispatch(NINE)
-    result = world.run(f"RESEND {FINN_NOTIFICATION} DEPUTY", now=AFTER_NINE)
+    navigator_world.dispatch(NINE)
+    result = navigator_world.run(f"RESEND {FINN_NOTIFICATION} DEPUTY", now=AFTER_NINE)
     assert result.done, result.line
     assert "deputy_dsl" in result.detail
 
 
-def test_resend_of_a_notification_not_yet_sent_is_refused(world: World) -> None:
-    result = world.run(f"RESEND {FINN_NOTIFICATION}")
+def test_resend_of_a_notification_not_yet_sent_is_refused(navigator_world: World) -> None:
+    result = navigator_world.run(f"RESEND {FINN_NOTIFICATION}")
     assert not result.done and "has not been sent yet: it is due Monday 2 March" in result.detail
 
 
-def test_a_note_is_kept_out_of_the_audit_log(world: World, navigator_key: PgpKey) -> None:
-    ava = world.decision_id("CC-1001")
-    result = world.run(
+def test_a_note_is_kept_out_of_the_audit_log(navigator_world: World, navigator_key: PgpKey) -> None:
+    ava = navigator_world.decision_id("CC-1001")
+    result = navigator_world.run(
         f"NOTE C{ava} Grandmother Edna says Ava moved", signer=navigator_key.fingerprint
     )
     assert result.done
-    (raw, text) = world.conn.execute("SELECT text, unseal(text) FROM resolution").fetchone()
+    (raw, text) = navigator_world.conn.execute(
+        "SELECT text, unseal(text) FROM resolution"
+    ).fetchone()
     assert b"Edna" not in raw  # sealed at rest
     assert text == "Grandmother Edna says Ava moved"
-    audit_text = " ".join(row[0] for row in world.conn.execute("SELECT data FROM audit"))
+    audit_text = " ".join(row[0] for row in navigator_world.conn.execute("SELECT data FROM audit"))
     assert "Edna" not in audit_text
     # A note does not resolve anything: Ava still needs the Navigator.
-    digest = build_digest(world.conn, now=BEFORE_NINE, since=None)
+    digest = build_digest(navigator_world.conn, now=BEFORE_NINE, since=None)
     assert len(digest.child_exceptions) == 1
 
 
-def test_notes_on_a_notification_and_a_batch(world: World) -> None:
-    assert world.run(f"NOTE {FINN_NOTIFICATION} DSL rang back").done
-    assert world.run(f"NOTE B{world.intake_id} a clean file").done
-    assert world.run("NOTE B999 nothing").detail == "B999 is not a spreadsheet on record"
-    assert world.run(f"NOTE {reference_code('CC-9', ELM)} x").detail.endswith(
+def test_notes_on_a_notification_and_a_batch(navigator_world: World) -> None:
+    assert navigator_world.run(f"NOTE {FINN_NOTIFICATION} DSL rang back").done
+    assert navigator_world.run(f"NOTE B{navigator_world.intake_id} a clean file").done
+    assert navigator_world.run("NOTE B999 nothing").detail == "B999 is not a spreadsheet on record"
+    assert navigator_world.run(f"NOTE {reference_code('CC-9', ELM)} x").detail.endswith(
         "is not a notification on record"
     )
 
 
-def test_approve_without_approval_mode_has_nothing_to_approve(world: World) -> None:
-    result = world.run("APPROVE ALL")
+def test_approve_without_approval_mode_has_nothing_to_approve(navigator_world: World) -> None:
+    result = navigator_world.run("APPROVE ALL")
     assert not result.done and result.detail == "nothing in ALL is waiting for approval"
 
 
-def test_the_digest_shows_each_items_code_and_how_to_reply(world: World) -> None:
-    digest = build_digest(world.conn, now=BEFORE_NINE, since=None)
+def test_the_digest_shows_each_items_code_and_how_to_reply(navigator_world: World) -> None:
+    digest = build_digest(navigator_world.conn, now=BEFORE_NINE, since=None)
     inner = render_digest(digest, navigator=NavigatorContact("Sam Navigator", "n@x.org", ""))
     text = inner.get_body(preferencelist=("plain",))
     assert text is not None
     content = text.get_content()
-    ava, cal = world.decision_id("CC-1001"), world.decision_id("CC-1002")
+    ava, cal = navigator_world.decision_id("CC-1001"), navigator_world.decision_id("CC-1002")
     assert f"1. [C{ava}] Ava Ashdown" in content
     assert f"1. [C{cal}] Acorn Nursery (URN {ACORN})" in content
     assert "one command per line" in content and "ROUTE C12 110123" in content
@@ -456,19 +454,24 @@ def test_the_digest_shows_each_items_code_and_how_to_reply(world: World) -> None
 
 
 def test_resend_of_a_notification_no_key_could_take_seals_it_once_a_key_is_usable(
-    world: World,
+    navigator_world: World,
 ) -> None:
     # As sealing leaves a notification when no contact's key could be used: no messages.
-    world.conn.execute("DELETE FROM message WHERE reference = ?", (FINN_NOTIFICATION,))
-    world.conn.execute(
+    navigator_world.conn.execute("DELETE FROM message WHERE reference = ?", (FINN_NOTIFICATION,))
+    navigator_world.conn.execute(
         "UPDATE notification SET state = 'exception', exception_kind = 'no_key'"
         " WHERE reference = ?",
         (FINN_NOTIFICATION,),
     )
-    assert len(build_digest(world.conn, now=AFTER_NINE, since=None).notification_exceptions) == 1
-    result = world.run(f"RESEND {FINN_NOTIFICATION}", now=AFTER_NINE)
+    assert (
+        len(build_digest(navigator_world.conn, now=AFTER_NINE, since=None).notification_exceptions)
+        == 1
+    )
+    result = navigator_world.run(f"RESEND {FINN_NOTIFICATION}", now=AFTER_NINE)
     assert result.done and result.send_now, result.line
     assert "to the dsl" in result.detail
-    assert build_digest(world.conn, now=AFTER_NINE, since=None).notification_exceptions == ()
-    world.dispatch(AFTER_NINE)
-    assert [r.rcpt_tos for r in world.sink.received] == [(ELM_DSL,)]
+    assert (
+        build_digest(navigator_world.conn, now=AFTER_NINE, since=None).notification_exceptions == ()
+    )
+    navigator_world.dispatch(AFTER_NINE)
+    assert [r.rcpt_tos for r in navigator_world.sink.received] == [(ELM_DSL,)]

@@ -3,15 +3,13 @@ broken file leaving the old directory in place with the Navigator alerted, and a
 the gateway sent the welcome pack once."""
 
 import threading
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from invariants import assert_sealed, assert_signed_only
-from mail_world import SendingDay, make_sending_day
-from pgp_keys import KeyFactory, PgpKey
-from smtp_sink import SmtpSink
+from mail_world import SendingDay
+from pgp_keys import PgpKey
 
 from gateway.clock import LONDON, SystemClock
 from gateway.config import Config, LoadedConfig, StateSection, load_config
@@ -25,22 +23,8 @@ WEDNESDAY_SIX = datetime(2026, 3, 4, 6, 0, tzinfo=UTC)
 WAIT = 20  # seconds: a generous bound for something that takes well under one
 
 
-@pytest.fixture
-def day(
-    tmp_path: Path,
-    key_factory: KeyFactory,
-    navigator_key: PgpKey,
-    gnupg_home: Callable[[], Path],
-    smtp_sink: SmtpSink,
-) -> SendingDay:
-    return make_sending_day(
-        tmp_path, key_factory=key_factory, navigator_key=navigator_key, gnupg_home=gnupg_home,
-        smtp_sink=smtp_sink,
-    )  # fmt: skip
-
-
-def refresh(day: SendingDay, now: datetime) -> Refresh:
-    config = load_config(day.config)
+def refresh(sending_day: SendingDay, now: datetime) -> Refresh:
+    config = load_config(sending_day.config)
     conn = open_config_state(config)
     try:
         return refresh_directory(conn, config=config, now=now, actor="test")
@@ -48,8 +32,8 @@ def refresh(day: SendingDay, now: datetime) -> Refresh:
         conn.close()
 
 
-def counts(day: SendingDay) -> tuple[int, int, int]:
-    with day.state() as conn:
+def counts(sending_day: SendingDay) -> tuple[int, int, int]:
+    with sending_day.state() as conn:
         return (
             conn.execute("SELECT COUNT(*) FROM establishment").fetchone()[0],
             conn.execute("SELECT COUNT(*) FROM directory_import").fetchone()[0],
@@ -57,93 +41,95 @@ def counts(day: SendingDay) -> tuple[int, int, int]:
         )
 
 
-def audited(day: SendingDay, event: str) -> int:
-    with day.state() as conn:
+def audited(sending_day: SendingDay, event: str) -> int:
+    with sending_day.state() as conn:
         return int(
             conn.execute("SELECT COUNT(*) FROM audit WHERE event = ?", (event,)).fetchone()[0]
         )
 
 
-def test_the_first_import_into_an_empty_directory_welcomes_nobody(day: SendingDay) -> None:
+def test_the_first_import_into_an_empty_directory_welcomes_nobody(sending_day: SendingDay) -> None:
     # The schools were in the scheme before the gateway: they are known, not joining.
-    with day.state() as conn:
+    with sending_day.state() as conn:
         states = {row[0] for row in conn.execute("SELECT state FROM welcome")}
     assert states == {"known"}
-    assert counts(day)[2] == 0
+    assert counts(sending_day)[2] == 0
 
 
 def test_a_refresh_that_brings_a_new_dsl_sends_their_welcome_once(
-    day: SendingDay, navigator_key: PgpKey
+    sending_day: SendingDay, navigator_key: PgpKey
 ) -> None:
-    rows = day.contacts()
+    rows = sending_day.contacts()
     school = next(
         e
-        for e in day.sample.directory.establishments
-        if e.is_open and e.la_code == 874 and e.urn not in day.notified
+        for e in sending_day.sample.directory.establishments
+        if e.is_open and e.la_code == 874 and e.urn not in sending_day.notified
     )
     (dsl,) = [r for r in rows if int(r["URN"]) == school.urn and r["Role"] == "DSL"]
     dsl["Email"] = "new.dsl@school.example.org"
-    day.write_contacts(rows)
+    sending_day.write_contacts(rows)
 
-    first = refresh(day, TUESDAY_SIX)
+    first = refresh(sending_day, TUESDAY_SIX)
     assert first.outcome is RefreshOutcome.IMPORTED
     assert [(w.urn, w.email) for w in first.welcomes.queued] == [
         (school.urn, "new.dsl@school.example.org")
     ]
     # Unchanged files are skipped; an import by hand of the same files welcomes nobody again.
-    assert refresh(day, WEDNESDAY_SIX).welcomes.queued == ()
-    assert "welcome pack" not in day.run("directory", "import", "--no-progress").output
-    assert counts(day)[2] == 1
+    assert refresh(sending_day, WEDNESDAY_SIX).welcomes.queued == ()
+    assert "welcome pack" not in sending_day.run("directory", "import", "--no-progress").output
+    assert counts(sending_day)[2] == 1
 
-    day.run("dispatch", now=TUESDAY_SIX.isoformat())
-    (welcome,) = day.received("welcome")
+    sending_day.run("dispatch", now=TUESDAY_SIX.isoformat())
+    (welcome,) = sending_day.received("welcome")
     assert welcome.rcpt_tos == ("new.dsl@school.example.org",)
     assert_signed_only(
         welcome.data,
-        verifier=day.verifier,
+        verifier=sending_day.verifier,
         navigator_fingerprint=navigator_key.fingerprint,
-        must_not_contain=[child.written_name for child in day.sample.expected],
+        must_not_contain=[child.written_name for child in sending_day.sample.expected],
     )
 
 
-def test_a_new_dsl_at_a_school_outside_the_area_is_not_welcomed(day: SendingDay) -> None:
-    rows = day.contacts()
+def test_a_new_dsl_at_a_school_outside_the_area_is_not_welcomed(sending_day: SendingDay) -> None:
+    rows = sending_day.contacts()
     outside = next(
-        e for e in day.sample.directory.establishments if e.is_open and e.la_code not in (873, 874)
+        e
+        for e in sending_day.sample.directory.establishments
+        if e.is_open and e.la_code not in (873, 874)
     )
     (dsl,) = [r for r in rows if int(r["URN"]) == outside.urn and r["Role"] == "DSL"]
     dsl["Email"] = "new.dsl@elsewhere.example.org"
-    day.write_contacts(rows)
-    output = day.run("directory", "import", "--no-progress").output
+    sending_day.write_contacts(rows)
+    output = sending_day.run("directory", "import", "--no-progress").output
     assert f"new DSL not welcomed yet: {outside.name} (URN {outside.urn}) is in" in output
-    assert counts(day)[2] == 0
+    assert counts(sending_day)[2] == 0
 
 
-def test_unchanged_files_are_skipped_and_the_skip_recorded(day: SendingDay) -> None:
-    before = counts(day)
-    assert refresh(day, TUESDAY_SIX).outcome is RefreshOutcome.SKIPPED
-    assert counts(day) == before
-    assert audited(day, "directory.refresh_skipped") == 1
+def test_unchanged_files_are_skipped_and_the_skip_recorded(sending_day: SendingDay) -> None:
+    before = counts(sending_day)
+    assert refresh(sending_day, TUESDAY_SIX).outcome is RefreshOutcome.SKIPPED
+    assert counts(sending_day) == before
+    assert audited(sending_day, "directory.refresh_skipped") == 1
 
 
 def test_a_broken_file_alerts_the_navigator_and_keeps_the_old_directory(
-    day: SendingDay, navigator_key: PgpKey
+    sending_day: SendingDay, navigator_key: PgpKey
 ) -> None:
-    establishments, imports, _ = counts(day)
-    gias = day.sample.directory.gias
+    establishments, imports, _ = counts(sending_day)
+    gias = sending_day.sample.directory.gias
     gias.write_bytes(gias.read_bytes().replace(b"URN", b"Reference", 1))
 
-    result = refresh(day, TUESDAY_SIX)
+    result = refresh(sending_day, TUESDAY_SIX)
     assert result.outcome is RefreshOutcome.FAILED and "URN" in result.error
-    assert counts(day)[:2] == (establishments, imports)
-    assert audited(day, "directory.refresh_failed") == 1
+    assert counts(sending_day)[:2] == (establishments, imports)
+    assert audited(sending_day, "directory.refresh_failed") == 1
 
-    day.run("dispatch", now=TUESDAY_SIX.isoformat())
-    (alert,) = day.received("alert")
+    sending_day.run("dispatch", now=TUESDAY_SIX.isoformat())
+    (alert,) = sending_day.received("alert")
     assert alert.rcpt_tos == (navigator_key.email,)
     assert_sealed(
         alert.data,
-        recipient_home_or_keyring=day.home,
+        recipient_home_or_keyring=sending_day.home,
         navigator_fingerprint=navigator_key.fingerprint,
         reference="GW-",
         must_contain=["Directory refresh failed", "The previous directory stays in use", "URN"],
@@ -151,13 +137,13 @@ def test_a_broken_file_alerts_the_navigator_and_keeps_the_old_directory(
     )
 
 
-def test_a_missing_file_is_a_failed_refresh_too(day: SendingDay) -> None:
-    establishments, imports, _ = counts(day)
-    day.sample.directory.pupil_roll.unlink()
-    result = refresh(day, TUESDAY_SIX)
+def test_a_missing_file_is_a_failed_refresh_too(sending_day: SendingDay) -> None:
+    establishments, imports, _ = counts(sending_day)
+    sending_day.sample.directory.pupil_roll.unlink()
+    result = refresh(sending_day, TUESDAY_SIX)
     assert result.outcome is RefreshOutcome.FAILED and "cannot be read" in result.error
-    assert counts(day)[:2] == (establishments, imports)
-    with day.state() as conn:
+    assert counts(sending_day)[:2] == (establishments, imports)
+    with sending_day.state() as conn:
         assert conn.execute("SELECT COUNT(*) FROM message WHERE kind = 'alert'").fetchone()[0] == 1
 
 
@@ -180,11 +166,13 @@ def serve_until_scheduled(service: Service, job: str) -> tuple[datetime | None, 
         thread.join()
 
 
-def test_the_refresh_job_is_scheduled_at_the_configured_time(day: SendingDay) -> None:
-    with day.config.open("a", encoding="utf-8") as config:
+def test_the_refresh_job_is_scheduled_at_the_configured_time(sending_day: SendingDay) -> None:
+    with sending_day.config.open("a", encoding="utf-8") as config:
         config.write('\n[schedule]\ndirectory_refresh_at = "05:45"\n')
     started = datetime.now(UTC)
-    when, _ = serve_until_scheduled(Service(load_config(day.config), SystemClock()), REFRESH_JOB)
+    when, _ = serve_until_scheduled(
+        Service(load_config(sending_day.config), SystemClock()), REFRESH_JOB
+    )
     assert when is not None
     local = when.astimezone(LONDON)
     assert (local.hour, local.minute) == (5, 45)
@@ -200,42 +188,48 @@ def test_without_directory_files_there_is_no_refresh_job(tmp_path: Path) -> None
 
 
 def test_a_new_dsl_waits_while_the_pack_cannot_be_signed_and_goes_with_the_next_refresh(
-    day: SendingDay,
+    sending_day: SendingDay,
 ) -> None:
-    rows = day.contacts()
-    school = next(e for e in day.sample.directory.establishments if e.is_open and e.la_code == 873)
+    rows = sending_day.contacts()
+    school = next(
+        e for e in sending_day.sample.directory.establishments if e.is_open and e.la_code == 873
+    )
     (dsl,) = [r for r in rows if int(r["URN"]) == school.urn and r["Role"] == "DSL"]
     dsl["Email"] = "waiting.dsl@school.example.org"
-    day.write_contacts(rows)
-    signed = day.config.read_text(encoding="utf-8")
-    navigator = load_config(day.config).config.navigator.fingerprint
+    sending_day.write_contacts(rows)
+    signed = sending_day.config.read_text(encoding="utf-8")
+    navigator = load_config(sending_day.config).config.navigator.fingerprint
     assert navigator is not None
-    day.config.write_text(signed.replace(f'fingerprint = "{navigator}"\n', ""), encoding="utf-8")
-    output = day.run("directory", "import", "--no-progress").output
+    sending_day.config.write_text(
+        signed.replace(f'fingerprint = "{navigator}"\n', ""), encoding="utf-8"
+    )
+    output = sending_day.run("directory", "import", "--no-progress").output
     assert "1 new DSL(s) wait for their welcome pack: navigator.fingerprint is not configured" in (
         output
     )
-    day.config.write_text(signed, encoding="utf-8")
+    sending_day.config.write_text(signed, encoding="utf-8")
 
-    later = refresh(day, TUESDAY_SIX)  # the files have not changed since that import
+    later = refresh(sending_day, TUESDAY_SIX)  # the files have not changed since that import
     assert later.outcome is RefreshOutcome.SKIPPED
     assert [(w.urn, w.email) for w in later.welcomes.queued] == [
         (school.urn, "waiting.dsl@school.example.org")
     ]
-    assert refresh(day, WEDNESDAY_SIX).welcomes.queued == ()
+    assert refresh(sending_day, WEDNESDAY_SIX).welcomes.queued == ()
 
 
 def test_a_refresh_logs_the_new_dsls_still_waiting_without_naming_them(
-    day: SendingDay, caplog: pytest.LogCaptureFixture
+    sending_day: SendingDay, caplog: pytest.LogCaptureFixture
 ) -> None:
-    rows = day.contacts()
+    rows = sending_day.contacts()
     outside = next(
-        e for e in day.sample.directory.establishments if e.is_open and e.la_code not in (873, 874)
+        e
+        for e in sending_day.sample.directory.establishments
+        if e.is_open and e.la_code not in (873, 874)
     )
     (dsl,) = [r for r in rows if int(r["URN"]) == outside.urn and r["Role"] == "DSL"]
     dsl["Email"] = "new.dsl@elsewhere.example.org"
-    day.write_contacts(rows)
+    sending_day.write_contacts(rows)
     with caplog.at_level("WARNING", logger="gateway.directory_refresh"):
-        refresh(day, TUESDAY_SIX)
+        refresh(sending_day, TUESDAY_SIX)
     assert f"new DSL not welcomed yet: {outside.name} (URN {outside.urn})" in caplog.text
     assert "new.dsl@" not in caplog.text and dsl["Name"] not in caplog.text

@@ -3,7 +3,6 @@ signed by the Navigator's key and not encrypted, with the school's name and its 
 filled in, and no child's data; and refuses a school that cannot join."""
 
 import shutil
-from collections.abc import Callable
 from dataclasses import replace
 from email.message import EmailMessage
 from pathlib import Path
@@ -12,9 +11,8 @@ import jinja2
 import pytest
 from click.testing import CliRunner
 from invariants import assert_signed_only, signed_part_bytes
-from mail_world import SendingDay, make_sending_day
-from pgp_keys import KeyFactory, PgpKey
-from smtp_sink import SmtpSink
+from mail_world import SendingDay
+from pgp_keys import PgpKey
 
 from gateway.cli import cli
 from gateway.config import REPOSITORY_RULES
@@ -36,28 +34,16 @@ NEXT_DAY = "2026-03-03T10:00:00+00:00"
 COUNCILS = {873: "Cambridgeshire County Council", 874: "Peterborough City Council"}
 
 
-@pytest.fixture
-def day(
-    tmp_path: Path,
-    key_factory: KeyFactory,
-    navigator_key: PgpKey,
-    gnupg_home: Callable[[], Path],
-    smtp_sink: SmtpSink,
-) -> SendingDay:
-    return make_sending_day(
-        tmp_path, key_factory=key_factory, navigator_key=navigator_key, gnupg_home=gnupg_home,
-        smtp_sink=smtp_sink,
-    )  # fmt: skip
-
-
-def school_in(day: SendingDay, la_code: int) -> Establishment:
+def school_in(sending_day: SendingDay, la_code: int) -> Establishment:
     """An open school of that LA, one the sample day notified when there is one."""
-    schools = [e for e in day.sample.directory.establishments if e.is_open and e.la_code == la_code]
-    return sorted(schools, key=lambda e: (e.urn not in day.notified, e.urn))[0]
+    schools = [
+        e for e in sending_day.sample.directory.establishments if e.is_open and e.la_code == la_code
+    ]
+    return sorted(schools, key=lambda e: (e.urn not in sending_day.notified, e.urn))[0]
 
 
-def dsl_of(day: SendingDay, urn: int) -> dict[str, str]:
-    (row,) = [r for r in day.contacts() if int(r["URN"]) == urn and r["Role"] == "DSL"]
+def dsl_of(sending_day: SendingDay, urn: int) -> dict[str, str]:
+    (row,) = [r for r in sending_day.contacts() if int(r["URN"]) == urn and r["Role"] == "DSL"]
     return row
 
 
@@ -72,25 +58,25 @@ def parts(entity: EmailMessage) -> dict[str, str]:
 
 @pytest.mark.parametrize("la_code", [873, 874])
 def test_onboarding_a_school_sends_its_dsl_a_signed_welcome_with_its_name_and_council_and_no_child_data(  # noqa: E501
-    day: SendingDay, navigator_key: PgpKey, la_code: int
+    sending_day: SendingDay, navigator_key: PgpKey, la_code: int
 ) -> None:
     # A sample day first, so the state holds children's names and dates of birth.
-    day.run("process", str(day.sample.workbook))
-    day.run("dispatch", now=AT_NINE)
-    school = school_in(day, la_code)
-    dsl = dsl_of(day, school.urn)
+    sending_day.run("process", str(sending_day.sample.workbook))
+    sending_day.run("dispatch", now=AT_NINE)
+    school = school_in(sending_day, la_code)
+    dsl = dsl_of(sending_day, school.urn)
 
-    out = day.run("onboard", str(school.urn), now=AFTER_NINE).output
+    out = sending_day.run("onboard", str(school.urn), now=AFTER_NINE).output
     assert f"queued to {dsl['Email'].lower()}" in out and "dispatch: 1 sent" in out
 
-    (welcome,) = day.received("welcome")
+    (welcome,) = sending_day.received("welcome")
     assert welcome.rcpt_tos == (dsl["Email"],)
     entity = assert_signed_only(
         welcome.data,
-        verifier=day.verifier,
+        verifier=sending_day.verifier,
         navigator_fingerprint=navigator_key.fingerprint,
-        must_not_contain=[child.written_name for child in day.sample.expected],
-        dates_of_birth=[child.dob for child in day.sample.expected],
+        must_not_contain=[child.written_name for child in sending_day.sample.expected],
+        dates_of_birth=[child.dob for child in sending_day.sample.expected],
     )
     headers = welcome.data.split(b"\r\n\r\n", 1)[0].decode("ascii")
     assert "Auto-Submitted: auto-generated" in headers and f"{LOOP_HEADER}: " in headers
@@ -109,19 +95,19 @@ def test_onboarding_a_school_sends_its_dsl_a_signed_welcome_with_its_name_and_co
     with pytest.raises(AssertionError, match="no good signature"):
         assert_signed_only(
             tampered,
-            verifier=day.verifier,
+            verifier=sending_day.verifier,
             navigator_fingerprint=navigator_key.fingerprint,
             must_not_contain=[],
         )
 
 
-def test_onboard_by_hand_sends_the_welcome_again_on_purpose(day: SendingDay) -> None:
-    school = school_in(day, 873)
-    first = day.run("onboard", str(school.urn), now=AFTER_NINE).output
-    again = day.run("onboard", str(school.urn), now=NEXT_DAY).output
-    assert len(day.received("welcome")) == 2
+def test_onboard_by_hand_sends_the_welcome_again_on_purpose(sending_day: SendingDay) -> None:
+    school = school_in(sending_day, 873)
+    first = sending_day.run("onboard", str(school.urn), now=AFTER_NINE).output
+    again = sending_day.run("onboard", str(school.urn), now=NEXT_DAY).output
+    assert len(sending_day.received("welcome")) == 2
     assert first.split()[2] != again.split()[2]  # a new reference each time: "welcome pack GW-…"
-    with day.state() as conn:
+    with sending_day.state() as conn:
         (state,) = conn.execute("SELECT state FROM welcome WHERE urn = ?", (school.urn,)).fetchone()
         audited = conn.execute(
             "SELECT COUNT(*) FROM audit WHERE event = 'onboarding.welcome_queued'"
@@ -129,39 +115,45 @@ def test_onboard_by_hand_sends_the_welcome_again_on_purpose(day: SendingDay) -> 
     assert state == "welcomed" and audited == 2
 
 
-def _refused(day: SendingDay, urn: int, reason: str) -> None:
-    result = day.invoke("onboard", str(urn), now=AFTER_NINE)
+def _refused(sending_day: SendingDay, urn: int, reason: str) -> None:
+    result = sending_day.invoke("onboard", str(urn), now=AFTER_NINE)
     assert result.exit_code == 2, result.output
     assert reason in result.output
-    with day.state() as conn:
+    with sending_day.state() as conn:
         assert (
             conn.execute("SELECT COUNT(*) FROM message WHERE kind = 'welcome'").fetchone()[0] == 0
         )
-    assert day.sink.received == []
+    assert sending_day.sink.received == []
 
 
-def test_a_closed_school_is_refused(day: SendingDay) -> None:
-    closed = next(e for e in day.sample.directory.establishments if not e.is_open)
-    _refused(day, closed.urn, "is not open (Closed in the GIAS extract)")
+def test_a_closed_school_is_refused(sending_day: SendingDay) -> None:
+    closed = next(e for e in sending_day.sample.directory.establishments if not e.is_open)
+    _refused(sending_day, closed.urn, "is not open (Closed in the GIAS extract)")
 
 
-def test_a_school_outside_the_area_is_refused(day: SendingDay) -> None:
+def test_a_school_outside_the_area_is_refused(sending_day: SendingDay) -> None:
     outside = next(
-        e for e in day.sample.directory.establishments if e.is_open and e.la_code not in COUNCILS
+        e
+        for e in sending_day.sample.directory.establishments
+        if e.is_open and e.la_code not in COUNCILS
     )
-    _refused(day, outside.urn, f"(LA {outside.la_code}), outside this area (LA 873, 874")
+    _refused(sending_day, outside.urn, f"(LA {outside.la_code}), outside this area (LA 873, 874")
 
 
-def test_a_school_without_a_dsl_email_is_refused(day: SendingDay) -> None:
-    school = school_in(day, 874)
-    rows = [r for r in day.contacts() if not (int(r["URN"]) == school.urn and r["Role"] == "DSL")]
-    day.write_contacts(rows)
-    day.run("directory", "import", "--no-progress")
-    _refused(day, school.urn, "has no DSL with an email address in the contacts list")
+def test_a_school_without_a_dsl_email_is_refused(sending_day: SendingDay) -> None:
+    school = school_in(sending_day, 874)
+    rows = [
+        r
+        for r in sending_day.contacts()
+        if not (int(r["URN"]) == school.urn and r["Role"] == "DSL")
+    ]
+    sending_day.write_contacts(rows)
+    sending_day.run("directory", "import", "--no-progress")
+    _refused(sending_day, school.urn, "has no DSL with an email address in the contacts list")
 
 
-def test_a_urn_not_in_the_directory_is_refused(day: SendingDay) -> None:
-    _refused(day, 999999, "URN 999999 is not in the directory")
+def test_a_urn_not_in_the_directory_is_refused(sending_day: SendingDay) -> None:
+    _refused(sending_day, 999999, "URN 999999 is not in the directory")
 
 
 # --------------------------------------------------------------------------------------

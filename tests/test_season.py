@@ -7,15 +7,13 @@ the small area of two schools tests/test_amendments.py sets up (its `area` fixtu
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from mail_world import make_sending_day
-from pgp_keys import KeyFactory, PgpKey
-from smtp_sink import SmtpSink
+from mail_world import SendingDay
+from pgp_keys import KeyFactory
 from test_amendments import (
     ARRIVAL,
     CORRECTED,
@@ -163,16 +161,9 @@ def test_resending_or_withdrawing_a_purged_notification_is_refused_not_sent_blan
 
 
 def test_a_notification_sealed_for_a_dsl_the_directory_then_replaced_is_not_sent_to_them(
-    tmp_path: Path,
-    key_factory: KeyFactory,
-    navigator_key: PgpKey,
-    gnupg_home: Callable[[], Path],
-    smtp_sink: SmtpSink,
+    sending_day: SendingDay, key_factory: KeyFactory
 ) -> None:
-    day = make_sending_day(
-        tmp_path, key_factory=key_factory, navigator_key=navigator_key, gnupg_home=gnupg_home,
-        smtp_sink=smtp_sink,
-    )  # fmt: skip
+    day = sending_day
     day.run("process", str(day.sample.workbook))  # 07:00: sealed for each school's DSL
     rows = day.contacts()
     urn = min(day.notified)
@@ -196,16 +187,9 @@ def test_a_notification_sealed_for_a_dsl_the_directory_then_replaced_is_not_sent
 
 
 def test_a_notification_whose_school_lost_every_contact_before_nine_is_an_exception_not_sent(
-    tmp_path: Path,
-    key_factory: KeyFactory,
-    navigator_key: PgpKey,
-    gnupg_home: Callable[[], Path],
-    smtp_sink: SmtpSink,
+    sending_day: SendingDay, key_factory: KeyFactory
 ) -> None:
-    day = make_sending_day(
-        tmp_path, key_factory=key_factory, navigator_key=navigator_key, gnupg_home=gnupg_home,
-        smtp_sink=smtp_sink,
-    )  # fmt: skip
+    day = sending_day
     day.run("process", str(day.sample.workbook))
     urn = min(day.notified)
     rows = day.contacts()
